@@ -118,8 +118,9 @@ class GenesisConfig(PreTrainedConfig):
         if self.rope_parameters is None and "rope_theta" not in kwargs and "rope_scaling" not in kwargs:
             self.rope_parameters = {"rope_type": "default", "rope_theta": 10000.0}
         super().__post_init__(**kwargs)
+        self._validate_ranges()
 
-    def validate_architecture(self):
+    def _validate_ranges(self):
         """Raise `ValueError` naming the first field outside its allowed range."""
         positive = (
             "vocab_size",
