@@ -115,8 +115,12 @@ class GenesisAttention(nn.Module):
             if attention_mask is None:
                 past_length = key.shape[2] - num_slots - query_length
                 attention_mask = build_attention_mask(None, query_length, past_length, hidden_states.device)
-            memory_columns = memory_mask[None, None, None, :].expand(attention_mask.shape[0], 1, query_length, -1)
-            attention_mask = torch.cat([memory_columns, attention_mask.expand(-1, -1, query_length, -1)], dim=-1)
+            memory_columns = memory_mask[None, None, None, :].expand(
+                attention_mask.shape[0], 1, query_length, -1
+            )
+            attention_mask = torch.cat(
+                [memory_columns, attention_mask.expand(-1, -1, query_length, -1)], dim=-1
+            )
 
         attn_output = F.scaled_dot_product_attention(
             query,
@@ -259,7 +263,9 @@ class GenesisModel(GenesisPreTrainedModel):
         # Surprise memory: written by the trainer, saved with the weights. A slot never written is all
         # zero and masked out, so an empty memory leaves the logits unchanged.
         self.register_buffer("memory", torch.zeros(config.memory_slots, config.hidden_size), persistent=True)
-        self.register_buffer("memory_write_step", torch.zeros(config.memory_slots, dtype=torch.long), persistent=True)
+        self.register_buffer(
+            "memory_write_step", torch.zeros(config.memory_slots, dtype=torch.long), persistent=True
+        )
         self.gradient_checkpointing = False
         self.post_init()
 
@@ -293,13 +299,17 @@ class GenesisModel(GenesisPreTrainedModel):
         query_length = inputs_embeds.shape[1]
         past_length = cache.get_seq_length() if cache is not None else 0
         if attention_mask is not None and attention_mask.ndim != 2:
-            raise ValueError(f"`attention_mask` must be 2-D (batch, past + current tokens), got {attention_mask.ndim}-D.")
+            raise ValueError(
+                f"`attention_mask` must be 2-D (batch, past + current tokens), got {attention_mask.ndim}-D."
+            )
         if position_ids is None:
             if attention_mask is not None:
                 # Left padding: positions count real tokens only, so a padded row matches its unpadded self.
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -query_length:]
             else:
-                position_ids = torch.arange(past_length, past_length + query_length, device=inputs_embeds.device)[None]
+                position_ids = torch.arange(
+                    past_length, past_length + query_length, device=inputs_embeds.device
+                )[None]
         # A mask without padding is plain causal attention, which SDPA runs faster with `is_causal`.
         if attention_mask is not None and not torch.compiler.is_compiling() and bool(attention_mask.all()):
             attention_mask = None
@@ -354,7 +364,9 @@ def shifted_cross_entropy(
             0 where ignored.
     """
     targets = F.pad(labels[:, shift:], (0, shift), value=-100)
-    per_token = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="none")
+    per_token = F.cross_entropy(
+        logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="none"
+    )
     per_token = per_token.view(targets.shape)
     if reduction == "none":
         return per_token
