@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.cache_utils import Cache, DynamicCache
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 from transformers.generation import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
@@ -284,6 +284,7 @@ class GenesisModel(GenesisPreTrainedModel):
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> GenesisModelOutput:
         if (input_ids is None) == (inputs_embeds is None):
@@ -295,6 +296,12 @@ class GenesisModel(GenesisPreTrainedModel):
             use_cache = False
         if use_cache and cache is None:
             cache = DynamicCache()
+        if use_cache and isinstance(cache, DynamicCache):
+            # Each (loop, layer) pair has its own slot. `generate()` sizes its cache from
+            # `num_hidden_layers` alone, so add the slots of the extra loops.
+            # NOTE: static caches keep `num_hidden_layers` slots, so looping needs a dynamic cache.
+            missing = self.config.num_loops * self.config.num_hidden_layers - len(cache.layers)
+            cache.layers.extend(DynamicLayer() for _ in range(missing))
 
         query_length = inputs_embeds.shape[1]
         past_length = cache.get_seq_length() if cache is not None else 0
@@ -322,11 +329,16 @@ class GenesisModel(GenesisPreTrainedModel):
             memory = self.memory.to(inputs_embeds.dtype)
             memory_mask = self.memory.abs().sum(dim=-1) > 0
 
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         hidden_states = inputs_embeds
+        all_hidden_states = [hidden_states] if output_hidden_states else None
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
         num_layers = len(self.layers)
         for loop in range(self.config.num_loops):
             for index, decoder_layer in enumerate(self.layers):
+                if all_hidden_states is not None and (loop, index) != (0, 0):
+                    all_hidden_states.append(hidden_states)
                 hidden_states = decoder_layer(
                     hidden_states,
                     position_embeddings=position_embeddings,
@@ -337,9 +349,14 @@ class GenesisModel(GenesisPreTrainedModel):
                     memory_mask=memory_mask,
                 )
 
+        last_hidden_state = self.norm(hidden_states)
+        if all_hidden_states is not None:
+            # As in transformers' Llama: the embeddings, every block's input, then the normed output.
+            all_hidden_states.append(last_hidden_state)
         return GenesisModelOutput(
-            last_hidden_state=self.norm(hidden_states),
+            last_hidden_state=last_hidden_state,
             cache=cache if use_cache else None,
+            hidden_states=tuple(all_hidden_states) if all_hidden_states is not None else None,
             trunk_hidden_state=hidden_states,
             position_embeddings=position_embeddings,
             attention_mask=mask,
@@ -426,6 +443,7 @@ class GenesisForCausalLM(GenesisPreTrainedModel, GenerationMixin):
         logits_to_keep: int = 0,
         return_mtp_logits: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> GenesisCausalLMOutput:
         r"""
@@ -445,6 +463,7 @@ class GenesisForCausalLM(GenesisPreTrainedModel, GenerationMixin):
             cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
         )
         hidden_states = outputs.last_hidden_state
         if logits_to_keep > 0:
@@ -472,6 +491,7 @@ class GenesisForCausalLM(GenesisPreTrainedModel, GenerationMixin):
             loss=loss,
             logits=logits,
             cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
             mtp_logits=mtp_logits,
             loss_main=loss_main,
             loss_mtp=loss_mtp,

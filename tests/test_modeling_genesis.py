@@ -219,3 +219,82 @@ def test_old_past_key_values_name_is_accepted():
         prefix = model(input_ids=input_ids[:, :-1], use_cache=True)
         step = model(input_ids=input_ids[:, -1:], past_key_values=prefix.cache, use_cache=True).logits[:, -1]
     torch.testing.assert_close(step, full, atol=1e-5, rtol=1e-4)
+
+
+def test_loops_apply_the_same_layers_again():
+    model = tiny_model(num_loops=2, mtp_num_heads=0).eval()
+    input_ids = torch.randint(3, 99, (2, 7))
+    with torch.no_grad():
+        trunk = model.model
+        hidden = trunk.embed_tokens(input_ids)
+        position_ids = torch.arange(7)[None]
+        position_embeddings = trunk.rotary_emb(hidden, position_ids=position_ids)
+        for _ in range(2):
+            for layer in trunk.layers:
+                hidden = layer(hidden, position_embeddings=position_embeddings)
+        expected = model.lm_head(trunk.norm(hidden))
+        looped = model(input_ids=input_ids).logits
+    torch.testing.assert_close(looped, expected)
+
+
+def test_loops_change_the_output():
+    model = tiny_model(num_loops=1).eval()
+    input_ids = torch.randint(3, 99, (2, 7))
+    with torch.no_grad():
+        once = model(input_ids=input_ids).logits
+        model.config.num_loops = 2
+        twice = model(input_ids=input_ids).logits
+    assert not torch.allclose(once, twice)
+
+
+@pytest.mark.parametrize("memory_slots", [0, 3])
+def test_looped_generation_with_cache_matches_without(memory_slots):
+    model = tiny_model(num_loops=3, memory_slots=memory_slots).eval()
+    if memory_slots:
+        with torch.no_grad():
+            model.model.memory[1] = torch.randn(32)
+    prompt = torch.randint(3, 99, (2, 5))
+    cached = model.generate(prompt, max_new_tokens=10, do_sample=False, use_cache=True)
+    uncached = model.generate(prompt, max_new_tokens=10, do_sample=False, use_cache=False)
+    assert torch.equal(cached, uncached)
+
+
+def test_empty_memory_leaves_logits_unchanged():
+    with_memory = tiny_model(memory_slots=4).eval()
+    without_memory = tiny_model(memory_slots=0).eval()
+    weights = {name: value for name, value in with_memory.state_dict().items() if "memory" not in name}
+    without_memory.load_state_dict(weights, strict=False)
+    input_ids = torch.randint(3, 99, (2, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            with_memory(input_ids=input_ids).logits, without_memory(input_ids=input_ids).logits
+        )
+        with_memory.model.memory[2] = torch.randn(32)
+        written = with_memory(input_ids=input_ids).logits
+    assert not torch.allclose(written, without_memory(input_ids=input_ids).logits)
+
+
+def test_memory_round_trips_through_save(tmp_path):
+    model = tiny_model(memory_slots=4).eval()
+    with torch.no_grad():
+        model.model.memory[0] = torch.randn(32)
+        model.model.memory_write_step[0] = 7
+    model.save_pretrained(tmp_path)
+    loaded = GenesisForCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded.model.memory, model.model.memory)
+    assert torch.equal(loaded.model.memory_write_step, model.model.memory_write_step)
+    input_ids = torch.randint(3, 99, (1, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=input_ids).logits, model(input_ids=input_ids).logits)
+
+
+def test_output_hidden_states_cover_every_block_run():
+    model = tiny_model(num_loops=2).eval()
+    input_ids = torch.randint(3, 99, (2, 5))
+    with torch.no_grad():
+        out = model(input_ids=input_ids, output_hidden_states=True)
+        plain = model(input_ids=input_ids)
+    assert len(out.hidden_states) == 2 * 2 + 1
+    torch.testing.assert_close(out.hidden_states[0], model.model.embed_tokens(input_ids))
+    torch.testing.assert_close(model.lm_head(out.hidden_states[-1]), plain.logits)
+    assert plain.hidden_states is None
