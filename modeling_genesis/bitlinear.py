@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .packing import pack_ternary, packed_size, unpack_ternary
+
 # Floor of the weight and activation scales, so an all-zero weight matrix or input row gives
 # finite outputs and gradients instead of 0 / 0.
 QUANT_EPS = 1e-5
@@ -21,6 +23,11 @@ QUANT_EPS = 1e-5
 def weight_scale(weight: torch.Tensor) -> torch.Tensor:
     """Return the per-tensor absmean scale s = max(mean|W|, eps), detached."""
     return weight.detach().abs().mean().clamp(min=QUANT_EPS)
+
+
+def ternary_values(weight: torch.Tensor) -> torch.Tensor:
+    """Return T = round(clamp(W / s, -1, 1)), the ternary values of `weight`, as `int8`."""
+    return (weight.detach() / weight_scale(weight)).clamp(-1.0, 1.0).round().to(torch.int8)
 
 
 def quantize_weight(weight: torch.Tensor, ste: str = "clipped") -> torch.Tensor:
@@ -72,6 +79,8 @@ class BitLinear(nn.Linear):
         out_features: size of each output sample.
         weight_ste: straight-through estimator of the weight quantizer, `"clipped"` or `"identity"`.
         activation_bits: bits of the per-token input quantization, or `None` for full-precision inputs.
+        packed: hold the ternary values packed five per byte (`weight_packed`) and the float32 scale
+            (`weight_scale`) instead of the latent weight. Such a layer only runs inference.
     """
 
     def __init__(
@@ -80,20 +89,40 @@ class BitLinear(nn.Linear):
         out_features: int,
         weight_ste: str = "clipped",
         activation_bits: int | None = 8,
+        packed: bool = False,
         device=None,
         dtype=None,
     ):
         super().__init__(in_features, out_features, bias=False, device=device, dtype=dtype)
         self.weight_ste = weight_ste
         self.activation_bits = activation_bits
+        self.packed = packed
+        if packed:
+            self.weight = None
+            numel = in_features * out_features
+            self.register_buffer(
+                "weight_packed", torch.ones(packed_size(numel), dtype=torch.uint8, device=device)
+            )
+            self.register_buffer("weight_scale", torch.ones((), dtype=torch.float32, device=device))
+
+    def pack(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the packed ternary values and the float32 scale of the latent weight."""
+        return pack_ternary(ternary_values(self.weight)), weight_scale(self.weight).float()
+
+    def quantized_weight(self) -> torch.Tensor:
+        """Return the ternary weight times its scale, as the forward uses it."""
+        if self.packed:
+            values = unpack_ternary(self.weight_packed, (self.out_features, self.in_features))
+            return values.to(self.weight_scale.dtype) * self.weight_scale
+        return quantize_weight(self.weight, self.weight_ste)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.activation_bits is not None:
             x = quantize_activation(x, self.activation_bits)
-        return F.linear(x, quantize_weight(self.weight, self.weight_ste))
+        return F.linear(x, self.quantized_weight().to(x.dtype))
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"weight_ste={self.weight_ste}, activation_bits={self.activation_bits}"
+            f"weight_ste={self.weight_ste}, activation_bits={self.activation_bits}, packed={self.packed}"
         )

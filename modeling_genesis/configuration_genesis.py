@@ -74,6 +74,10 @@ class GenesisConfig(PreTrainedConfig):
             Number of times the decoder stack runs with the same weights (weight-shared depth).
         memory_slots (`int`, defaults to 0):
             Number of surprise-memory vectors that every attention layer also attends to; 0 disables it.
+        packed_weights (`bool`, defaults to `False`):
+            BitLinear layers hold their ternary values packed base-3, five per byte (1.6 bits per weight),
+            plus a float32 scale, instead of full-precision latent weights. Set by
+            `GenesisForCausalLM.save_packed`; such a model runs inference only.
     """
 
     model_type = "genesis"
@@ -104,6 +108,7 @@ class GenesisConfig(PreTrainedConfig):
     mtp_loss_weight: float | int = 0.3
     num_loops: int = 1
     memory_slots: int = 0
+    packed_weights: bool = False
 
     def __post_init__(self, **kwargs):
         if self.num_key_value_heads is None:

@@ -5,6 +5,7 @@ This file and its relative imports are copied next to the weights by `save_pretr
 copy loads with `trust_remote_code=True` on a machine without the `modeling_genesis` package.
 """
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +37,9 @@ class GenesisRotaryEmbedding(LlamaRotaryEmbedding):
 
 
 def make_bitlinear(config: GenesisConfig, in_features: int, out_features: int) -> BitLinear:
-    return BitLinear(in_features, out_features, config.weight_ste, config.activation_bits)
+    return BitLinear(
+        in_features, out_features, config.weight_ste, config.activation_bits, config.packed_weights
+    )
 
 
 def build_attention_mask(
@@ -408,6 +411,28 @@ class GenesisForCausalLM(GenesisPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.mtp_heads = nn.ModuleList([GenesisDecoderLayer(config) for _ in range(config.mtp_num_heads)])
         self.post_init()
+
+    def save_packed(self, save_directory, **kwargs) -> None:
+        """Save an inference copy whose BitLinear weights are packed base-3, five per byte.
+
+        The copy loads with `from_pretrained` like any checkpoint and gives the logits of this model's
+        fake-quantized forward. Keyword arguments go to `save_pretrained`.
+        """
+        config = copy.deepcopy(self.config)
+        config.packed_weights = True
+        state_dict = {}
+        bitlinear_names = set()
+        for name, module in self.named_modules():
+            if isinstance(module, BitLinear):
+                packed, scale = module.pack()
+                state_dict[f"{name}.weight_packed"], state_dict[f"{name}.weight_scale"] = packed, scale
+                bitlinear_names.add(f"{name}.weight")
+        for name, tensor in self.state_dict().items():
+            if name not in bitlinear_names:
+                state_dict[name] = tensor
+        packed_model = type(self)(config).to(self.device)
+        packed_model.load_state_dict(state_dict, strict=True)
+        packed_model.save_pretrained(save_directory, **kwargs)
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
