@@ -16,7 +16,7 @@ def test_grokfast_matches_hand_computation():
 
     parameter.grad = torch.tensor([3.0, 0.0])
     grokfast.apply_()
-    # ema = 0.5 * [1, -2] + 0.5 * [3, 0] = [2, -1]; g + 2 * ema = [7, -2].
+    # ema = 0.5 * [1, -2] + 0.5 * [3, 0] = [2, -1], so g + 2 * ema = [7, -2].
     torch.testing.assert_close(grokfast.ema["w"], torch.tensor([2.0, -1.0]))
     torch.testing.assert_close(parameter.grad, torch.tensor([7.0, -2.0]))
 

@@ -1,4 +1,5 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
+import pytest
 import torch
 from transformers import get_scheduler
 
@@ -36,8 +37,8 @@ def test_flat_loss_triggers_exact_burst():
     plateau = PlateauBurst(patience=3, threshold=0.01, factor=2.0, burst_steps=4, cooldown_steps=5)
     used, scheduled = run_steps(plateau, optimizer, scheduler, [2.0] * 20)
 
-    # Step 0 sets the best loss; steps 1-3 do not improve; the burst covers steps 4-7; cooldown 8-12; the
-    # patience count restarts at step 13, so the next burst starts at step 16.
+    # Step 0 sets the best loss and steps 1-3 do not improve, so the burst covers steps 4-7.
+    # The cooldown covers steps 8-12, and the patience count restarts at step 13, so the next burst starts at 16.
     burst_steps = {4, 5, 6, 7, 16, 17, 18, 19}
     for step, (used_lrs, scheduled_lrs) in enumerate(zip(used, scheduled, strict=True)):
         factor = 2.0 if step in burst_steps else 1.0
@@ -71,3 +72,19 @@ def test_plateau_state_round_trip_resumes_burst():
     restored = PlateauBurst(patience=1, burst_steps=3, cooldown_steps=0)
     restored.load_state_dict(plateau.state_dict())
     assert restored.state_dict() == plateau.state_dict()
+
+
+def test_burst_exact_with_chainable_scheduler():
+    # ExponentialLR computes each LR from the group's current LR, so a factor left in place would compound.
+    parameters = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    optimizer = torch.optim.SGD(
+        [{"params": [p], "lr": lr} for p, lr in zip(parameters, (0.1, 0.03), strict=True)]
+    )
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
+    plateau = PlateauBurst(patience=1, threshold=0.5, burst_steps=2, cooldown_steps=0)
+    used, _ = run_steps(plateau, optimizer, scheduler, [1.0] * 6)
+    # Step 0 sets the best loss, step 1 misses it, the burst covers steps 2-3, step 4 misses, step 5 bursts.
+    for step, used_lrs in enumerate(used):
+        factor = 2.0 if step in {2, 3, 5} else 1.0
+        for used_lr, base in zip(used_lrs, (0.1, 0.03), strict=True):
+            assert used_lr == pytest.approx(factor * base * 0.9**step, rel=1e-12), f"step {step}"

@@ -219,7 +219,8 @@ def test_grokfast_changes_only_adamw_gradients(tmp_path):
         kind: {n for g in on.genesis_optimizer.groups_of(kind) for n in g["param_names"]}
         for kind in (MUON, ADAMW)
     }
-    assert names[MUON] and names[ADAMW]
+    assert names[MUON]
+    assert names[ADAMW]
     with_filter, without_filter = on_recorder.gradients[0], off_recorder.gradients[0]
     for name in names[MUON]:
         assert torch.equal(with_filter[name], without_filter[name]), name
@@ -306,7 +307,8 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     straight_logs = training_logs(straight)[3:]
     resumed_logs = training_logs(resumed)[3:]
     assert [entry["step"] for entry in resumed_logs] == [4, 5, 6]
-    assert straight.plateau.num_bursts >= 1 and straight.nonfinite_guard.skipped_steps == 1
+    assert straight.plateau.num_bursts >= 1
+    assert straight.nonfinite_guard.skipped_steps == 1
     for straight_entry, resumed_entry in zip(straight_logs, resumed_logs, strict=True):
         for key, value in straight_entry.items():
             assert resumed_entry[key] == pytest.approx(value, rel=1e-6), key

@@ -8,7 +8,7 @@ _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}
 
 
 def is_distributed() -> bool:
-    """Whether a torch.distributed process group with more than one process is running."""
+    """Return whether a torch.distributed process group with more than one process is running."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 

@@ -11,7 +11,7 @@ from .collectives import any_process
 
 @torch.no_grad()
 def gradients_are_finite(parameters: Iterable[torch.Tensor]) -> bool:
-    """Whether every existing `.grad` of `parameters` is free of NaN and Inf (local to this process)."""
+    """Return whether every existing `.grad` of `parameters` is free of NaN and Inf, on this process only."""
     checks = [torch.isfinite(parameter.grad).all() for parameter in parameters if parameter.grad is not None]
     return bool(torch.stack(checks).all()) if checks else True
 

@@ -53,7 +53,7 @@ def layerwise_lr_factor(name: str, num_layers: int, decay: float) -> float:
 
 
 def is_muon_parameter(name: str, parameter: torch.Tensor) -> bool:
-    """Whether `parameter` is a 2-D weight matrix inside a decoder block or an MTP head."""
+    """Return whether `parameter` is a 2-D weight matrix inside a decoder block or an MTP head."""
     in_block = _BLOCK_PATTERN.search(name) is not None or _MTP_HEAD_PATTERN.search(name) is not None
     return in_block and parameter.ndim == 2
 

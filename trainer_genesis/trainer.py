@@ -1,6 +1,9 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
-"""`GenesisTrainer`: Trainer with Muon + AdamW, a weighted multi-token loss, NaN/Inf skipping, Grokfast and
-plateau bursts. Each technique lives in its own module; this file wires them into Trainer's hooks."""
+"""`GenesisTrainer`: Trainer with Muon + AdamW, a weighted multi-token loss and per-step training guards.
+
+Each technique (NaN/Inf skipping, Grokfast, token weighting, plateau bursts) lives in its own module; this file
+wires them into Trainer's documented hooks.
+"""
 
 from typing import Any
 
@@ -221,7 +224,7 @@ class GenesisTrainer(Trainer):
         ) or self.compute_loss_func is not None
 
     def _backward_kwargs(self) -> dict[str, Any]:
-        # DeepSpeed scales for gradient accumulation itself unless told not to, as in Trainer.training_step.
+        # DeepSpeed scales for gradient accumulation itself unless `scale_wrt_gas=False`, as in Trainer.training_step.
         if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
             return {"scale_wrt_gas": False}
         return {}
@@ -247,6 +250,8 @@ class GenesisTrainer(Trainer):
 
         if summary.weight_normaliser != 1.0:
             # The loss used raw weights; scaling the gradients makes the weights' mean over the step's targets 1.
+            # NOTE: with `average_tokens_across_devices=False` each process divides by its own target count, so
+            # this one global factor brings the mean to 1 only approximately.
             gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
             torch._foreach_mul_(gradients, summary.weight_normaliser)
             # Trainer sums the returned micro-batch losses, so adding the correction here logs the weighted loss.
@@ -263,6 +268,11 @@ class GenesisTrainer(Trainer):
         return loss
 
     def _skip_optimizer_step(self, loss: torch.Tensor, reason: str) -> torch.Tensor:
+        if self.genesis_optimizer is None:
+            raise RuntimeError(
+                "Skipping an optimizer step needs the GenesisOptimizer built by `GenesisTrainer.create_optimizer`; "
+                "keep that method, or set `skip_nonfinite_steps=False`."
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.genesis_optimizer.skip_next_step()
         self.step_statistics.reset()

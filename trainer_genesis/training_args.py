@@ -247,11 +247,6 @@ class GenesisTrainingArguments(TrainingArguments):
                 "or turn both techniques off."
             )
 
-    @property
-    def uses_token_weights(self) -> bool:
-        """Whether token triage or batch metabolism reweights the training loss."""
-        return self.use_token_triage or self.use_batch_metabolism
-
 
 def _check_range(
     name: str,
