@@ -1,5 +1,6 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
-"""Two-process CPU (gloo) run: a NaN loss on one process must skip the step on both, without a hang.
+"""Two-process CPU (gloo) runs: a NaN loss on one process must skip the step on both without a hang, and the
+weighted loss must give the same gradients as one process with the same batch.
 
 Run as a script, this file is the worker that `torch.distributed.run` starts on each process.
 """
@@ -20,7 +21,17 @@ NAN_INJECTIONS = {1: (1, 0), 2: (0, 1)}
 MAX_STEPS = 4
 
 
-def run_worker(output_dir: str) -> None:
+# Two steps: the second is the first with non-uniform weights. Later steps would compare parameters that went
+# through two differently rounded updates, and one flipped ternary value changes the loss visibly.
+WEIGHTED_SETTINGS = {
+    "max_steps": 2,
+    "max_grad_norm": 0.0,
+    "token_triage_max_weight": 1.5,
+    "use_plateau_burst": False,
+}
+
+
+def run_nan_skip_worker(output_dir: str) -> None:
     from conftest import TokenDataset, make_tiny_model, make_training_args, training_logs
     from transformers import TrainerCallback
 
@@ -70,8 +81,34 @@ def run_worker(output_dir: str) -> None:
     (Path(output_dir) / f"summary_rank{rank}.json").write_text(json.dumps(summary))
 
 
-@pytest.mark.slow
-def test_nan_on_one_process_skips_on_both(tmp_path):
+def run_weighted_worker(output_dir: str) -> None:
+    from conftest import StepRecorder, TokenDataset, make_tiny_model, make_training_args, training_logs
+
+    from trainer_genesis import GenesisTrainer
+
+    recorder = StepRecorder()
+    trainer = GenesisTrainer(
+        model=make_tiny_model(),
+        args=make_training_args(
+            output_dir,
+            per_device_train_batch_size=2,
+            gradient_accumulation_steps=2,
+            ddp_backend="gloo",
+            **WEIGHTED_SETTINGS,
+        ),
+        train_dataset=TokenDataset(64),
+        callbacks=[recorder.callback],
+    )
+    trainer.train()
+    if int(os.environ["RANK"]) == 0:
+        torch.save(
+            {"gradients": recorder.gradients, "logs": training_logs(trainer)},
+            Path(output_dir) / "weighted.pt",
+        )
+
+
+def launch_two_processes(mode: str, output_dir: Path) -> None:
+    """Run this file as the worker on two gloo processes and fail on an error or after 300 s."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     command = [
         sys.executable,
@@ -81,7 +118,8 @@ def test_nan_on_one_process_skips_on_both(tmp_path):
         "--nproc_per_node",
         "2",
         str(Path(__file__).resolve()),
-        str(tmp_path),
+        mode,
+        str(output_dir),
     ]
     # A new session lets a timeout stop the launcher together with its two workers.
     launcher = subprocess.Popen(
@@ -100,6 +138,11 @@ def test_nan_on_one_process_skips_on_both(tmp_path):
         pytest.fail("the two-process run did not finish within 300 s (a collective is probably waiting)")
     assert launcher.returncode == 0, output[-6000:]
 
+
+@pytest.mark.slow
+def test_nan_on_one_process_skips_on_both(tmp_path):
+    launch_two_processes("nan_skip", tmp_path)
+
     summaries = [json.loads((tmp_path / f"summary_rank{rank}.json").read_text()) for rank in (0, 1)]
     for summary in summaries:
         assert summary["world_size"] == 2
@@ -110,6 +153,44 @@ def test_nan_on_one_process_skips_on_both(tmp_path):
         assert torch.equal(value, parameters[1][name]), name
 
 
+@pytest.mark.slow
+def test_weighted_loss_same_on_two_processes(tmp_path):
+    from conftest import StepRecorder, TokenDataset, make_tiny_model, make_training_args, training_logs
+
+    from trainer_genesis import GenesisTrainer
+
+    launch_two_processes("weighted", tmp_path / "two")
+    two = torch.load(tmp_path / "two" / "weighted.pt", weights_only=True)
+
+    # One process with the same 8 sequences per optimizer step.
+    recorder = StepRecorder()
+    one = GenesisTrainer(
+        model=make_tiny_model(),
+        args=make_training_args(
+            str(tmp_path / "one"),
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=2,
+            **WEIGHTED_SETTINGS,
+        ),
+        train_dataset=TokenDataset(64),
+        callbacks=[recorder.callback],
+    )
+    one.train()
+
+    one_logs = training_logs(one)
+    assert one_logs[1]["train/token_weight_max"] > 1.0, "weights must be non-uniform for the test to bite"
+    for key in ("loss", "train/loss_main", "train/loss_mtp_2", "train/token_weight_max"):
+        assert [entry[key] for entry in two["logs"]] == pytest.approx(
+            [entry[key] for entry in one_logs], rel=1e-5
+        )
+    for step, (two_grads, one_grads) in enumerate(zip(two["gradients"], recorder.gradients, strict=True)):
+        for name, gradient in one_grads.items():
+            torch.testing.assert_close(
+                two_grads[name], gradient, rtol=1e-4, atol=1e-6, msg=f"step {step} {name}"
+            )
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    run_worker(sys.argv[1])
+    workers = {"nan_skip": run_nan_skip_worker, "weighted": run_weighted_worker}
+    workers[sys.argv[1]](sys.argv[2])

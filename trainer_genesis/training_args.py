@@ -42,7 +42,8 @@ class GenesisTrainingArguments(TrainingArguments):
         default=0.02,
         metadata={
             "help": "Default 0.02. Peak learning rate of the Muon groups; the LR scheduler and layer-wise decay "
-            "scale it like `learning_rate`. 0.02 is the reference Muon value with `muon_adjust_lr_fn='original'`."
+            "scale it like `learning_rate`. 0.02 is the default of the reference Muon code (KellerJordan/Muon), "
+            "whose per-matrix LR scaling is `muon_adjust_lr_fn='original'`."
         },
     )
     muon_momentum: float = field(
@@ -117,8 +118,9 @@ class GenesisTrainingArguments(TrainingArguments):
         metadata={
             "help": "Default True. Batch metabolism: weight each sequence by its mean token loss divided by the "
             "global running mean token loss, clipped to [batch_metabolism_min_weight, batch_metabolism_max_weight]. "
-            "After the fused weights are normalised to mean 1 over the batch, a sequence's weight is its loss "
-            "relative to the batch's, so harder sequences get a larger share of the gradient."
+            "The fused weights are then normalised to mean 1 over the batch, so without clipping and with token "
+            "triage off a sequence's weight is its mean loss over the batch's: harder sequences get a larger share "
+            "of the gradient."
         },
     )
     batch_metabolism_min_weight: float = field(

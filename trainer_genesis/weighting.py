@@ -3,10 +3,10 @@
 
 Token triage weights a token by its loss over the running mean, so tokens the model still gets wrong count more
 (closest published method: excess-loss token selection in Rho-1, arXiv 2404.07965, which compares against a
-reference model instead). Batch metabolism weights a sequence by its mean loss over the same running mean. After
-the fused weights are normalised to mean 1 over the batch's valid tokens, that weight is the sequence's loss
-relative to the batch's. Both weights are clipped, multiplied, and also applied to the MTP heads' losses at the
-same positions.
+reference model instead). Batch metabolism weights a sequence by its mean loss over the same running mean. The
+fused weights are normalised to mean 1 over the batch's valid tokens, so without clipping and with triage off a
+sequence's weight is its mean loss over the batch's. Both weights are clipped, multiplied, and also applied to the
+MTP heads' losses at the same positions.
 
 The running mean changes only between optimizer steps, so a token's raw weight does not depend on how the batch
 is split into gradient-accumulation micro-batches or processes. The normalisation to mean 1 needs the whole
