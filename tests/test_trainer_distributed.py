@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import StepRecorder, TokenDataset, make_tiny_model, make_training_args, training_logs
+from transformers import TrainerCallback
+
+from trainer_genesis import GenesisTrainer
 
 # Optimizer step -> (rank whose loss becomes NaN, micro-batch index). Micro-batch 0 runs no gradient all-reduce and
 # micro-batch 1 (the last of two) runs one, so the test covers both paths of the agreement.
@@ -32,11 +36,6 @@ WEIGHTED_SETTINGS = {
 
 
 def run_nan_skip_worker(output_dir: str) -> None:
-    from conftest import TokenDataset, make_tiny_model, make_training_args, training_logs
-    from transformers import TrainerCallback
-
-    from trainer_genesis import GenesisTrainer
-
     rank = int(os.environ["RANK"])
     model = make_tiny_model()
     position = {"step": 0, "micro_batch": 0}
@@ -82,10 +81,6 @@ def run_nan_skip_worker(output_dir: str) -> None:
 
 
 def run_weighted_worker(output_dir: str) -> None:
-    from conftest import StepRecorder, TokenDataset, make_tiny_model, make_training_args, training_logs
-
-    from trainer_genesis import GenesisTrainer
-
     recorder = StepRecorder()
     trainer = GenesisTrainer(
         model=make_tiny_model(),
@@ -155,16 +150,12 @@ def test_nan_on_one_process_skips_on_both(tmp_path):
 
 @pytest.mark.slow
 def test_weighted_loss_same_on_two_processes(tmp_path):
-    from conftest import StepRecorder, TokenDataset, make_tiny_model, make_training_args, training_logs
-
-    from trainer_genesis import GenesisTrainer
-
     launch_two_processes("weighted", tmp_path / "two")
-    two = torch.load(tmp_path / "two" / "weighted.pt", weights_only=True)
+    two_processes = torch.load(tmp_path / "two" / "weighted.pt", weights_only=True)
 
     # One process with the same 8 sequences per optimizer step.
     recorder = StepRecorder()
-    one = GenesisTrainer(
+    single_process = GenesisTrainer(
         model=make_tiny_model(),
         args=make_training_args(
             str(tmp_path / "one"),
@@ -175,22 +166,23 @@ def test_weighted_loss_same_on_two_processes(tmp_path):
         train_dataset=TokenDataset(64),
         callbacks=[recorder.callback],
     )
-    one.train()
+    single_process.train()
 
-    one_logs = training_logs(one)
-    assert one_logs[1]["train/token_weight_max"] > 1.0, "weights must be non-uniform for the test to bite"
+    single_logs = training_logs(single_process)
+    assert single_logs[1]["train/token_weight_max"] > 1.0, "weights must be non-uniform for the test to bite"
     for key in ("loss", "train/loss_main", "train/loss_mtp_2", "train/token_weight_max"):
-        assert [entry[key] for entry in two["logs"]] == pytest.approx(
-            [entry[key] for entry in one_logs], rel=1e-5
+        assert [entry[key] for entry in two_processes["logs"]] == pytest.approx(
+            [entry[key] for entry in single_logs], rel=1e-5
         )
-    for step, (two_grads, one_grads) in enumerate(zip(two["gradients"], recorder.gradients, strict=True)):
-        for name, gradient in one_grads.items():
+    for step, (two_process_grads, single_grads) in enumerate(
+        zip(two_processes["gradients"], recorder.gradients, strict=True)
+    ):
+        for name, gradient in single_grads.items():
             torch.testing.assert_close(
-                two_grads[name], gradient, rtol=1e-4, atol=1e-6, msg=f"step {step} {name}"
+                two_process_grads[name], gradient, rtol=1e-4, atol=1e-6, msg=f"step {step} {name}"
             )
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     workers = {"nan_skip": run_nan_skip_worker, "weighted": run_weighted_worker}
     workers[sys.argv[1]](sys.argv[2])
