@@ -1,5 +1,5 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
-"""Shared tiny fixtures for the trainer tests: a 2-layer Genesis model, a random token dataset, training args."""
+"""Tiny fixtures for the trainer tests: a 2-layer Genesis model, a random token dataset, training args."""
 
 import pytest
 import torch
@@ -40,7 +40,7 @@ def make_tiny_model(seed: int = 0, **overrides) -> GenesisForCausalLM:
 
 
 class TokenDataset(torch.utils.data.Dataset):
-    """Random token sequences with `labels = input_ids`; every third sequence has its last 5 labels set to -100."""
+    """Random token sequences with `labels = input_ids`; every third one has its last 5 labels set to -100."""
 
     def __init__(self, num_samples: int = 32, seq_len: int = 16, vocab_size: int = 99, seed: int = 1):
         generator = torch.Generator().manual_seed(seed)
@@ -79,7 +79,7 @@ def make_training_args(output_dir: str, args_class=None, **overrides):
 
 
 class StepRecorder:
-    """`TrainerCallback` that snapshots gradients, parameters and group LRs just before each optimizer step."""
+    """Callback that snapshots gradients, parameters and group LRs just before each optimizer step."""
 
     def __init__(self):
         from transformers import TrainerCallback

@@ -38,7 +38,7 @@ def test_flat_loss_triggers_exact_burst():
     used, scheduled = run_steps(plateau, optimizer, scheduler, [2.0] * 20)
 
     # Step 0 sets the best loss and steps 1-3 do not improve, so the burst covers steps 4-7.
-    # The cooldown covers steps 8-12, and the patience count restarts at step 13, so the next burst starts at 16.
+    # The cooldown covers steps 8-12 and the patience count restarts at 13, so the next burst starts at 16.
     burst_steps = {4, 5, 6, 7, 16, 17, 18, 19}
     for step, (used_lrs, scheduled_lrs) in enumerate(zip(used, scheduled, strict=True)):
         factor = 2.0 if step in burst_steps else 1.0

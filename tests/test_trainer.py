@@ -108,7 +108,7 @@ def test_logs_namespaced_metrics(tmp_path):
 
 
 class NanLogitsHook:
-    """Forward hook that turns the model's logits into NaN on the chosen forward calls (0-based, training only)."""
+    """Forward hook that turns the logits into NaN on the chosen training forward calls (0-based)."""
 
     def __init__(self, model, calls):
         self.calls = set(calls)
@@ -250,7 +250,8 @@ def test_plateau_burst_doubles_then_restores_lrs(tmp_path):
         plateau_burst_steps=2,
         plateau_cooldown_steps=1,
     )
-    # Step 0 sets the best loss, step 1 misses it, bursts cover steps 2-3, cooldown step 4, step 5 misses again.
+    # Step 0 sets the best loss and step 1 misses it, so a burst covers steps 2-3. Step 4 is the cooldown,
+    # step 5 misses the best loss again, and the second burst covers steps 6-7.
     burst_steps = {2, 3, 6, 7}
     for step, (used, scheduled) in enumerate(zip(recorder.used, recorder.scheduled, strict=True)):
         factor = 2.0 if step in burst_steps else 1.0

@@ -19,8 +19,8 @@ from transformers import TrainerCallback
 
 from trainer_genesis import GenesisTrainer
 
-# Optimizer step -> (rank whose loss becomes NaN, micro-batch index). Micro-batch 0 runs no gradient all-reduce and
-# micro-batch 1 (the last of two) runs one, so the test covers both paths of the agreement.
+# Optimizer step -> (rank whose loss becomes NaN, micro-batch index). Micro-batch 0 runs no gradient
+# all-reduce and micro-batch 1 (the last of two) runs one, so the test covers both paths of the agreement.
 NAN_INJECTIONS = {1: (1, 0), 2: (0, 1)}
 MAX_STEPS = 4
 

@@ -7,12 +7,14 @@ import torch
 
 
 class GrokfastEMA:
-    """Amplify the slow-varying part of the gradients: ema <- alpha * ema + (1 - alpha) * g, then g <- g + lambda * ema.
+    """Gradient filter that amplifies the slow-varying part of the gradients.
 
-    The EMA starts at the first gradient a parameter receives, as in the authors' `gradfilter_ema`, and is kept in
-    float32 whatever the gradient dtype, because increments of (1 - alpha) = 2% vanish in bfloat16. Call `apply_`
-    once per optimizer step on the accumulated, unscaled gradients, before clipping, so that the clip bounds the
-    update that is applied.
+    Each call updates ema <- alpha * ema + (1 - alpha) * g, then sets g <- g + lambda * ema.
+
+    The EMA starts at the first gradient a parameter receives, as in the authors' `gradfilter_ema`, and is
+    kept in float32 whatever the gradient dtype, because increments of (1 - alpha) = 2% vanish in bfloat16.
+    Call `apply_` once per optimizer step on the accumulated, unscaled gradients, before clipping, so that the
+    clip bounds the update that is applied.
 
     Args:
         named_parameters: the `(name, parameter)` pairs to filter; names key the checkpointed EMA.

@@ -1,5 +1,5 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
-"""Skipping optimizer steps whose loss or gradients contain NaN/Inf, with the decision agreed by all processes."""
+"""Skipping optimizer steps whose loss or gradients contain NaN/Inf, agreed by all processes."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -19,9 +19,9 @@ def gradients_are_finite(parameters: Iterable[torch.Tensor]) -> bool:
 class NonFiniteGuard:
     """Tracks NaN/Inf losses within an optimizer step and counts the steps skipped because of them.
 
-    A micro-batch whose loss is not finite gets no backward pass, and marks the step as poisoned on this process.
-    On the last micro-batch of the step every process learns whether any process is poisoned (before backward,
-    so that all of them either run the gradient all-reduce or none does).
+    A micro-batch whose loss is not finite gets no backward pass, and marks the step as poisoned on this
+    process. On the last micro-batch of the step every process learns whether any process is poisoned (before
+    backward, so that all of them either run the gradient all-reduce or none does).
 
     Args:
         max_consecutive_skips: `record_skip` raises once more steps than this were skipped in a row.
@@ -59,10 +59,10 @@ class NonFiniteGuard:
         self.step_poisoned = False
         if self.consecutive_skips > self.max_consecutive_skips:
             raise RuntimeError(
-                f"Stopping at optimizer step {global_step}: the last {self.consecutive_skips} steps were skipped "
-                "because the loss or the gradients contained NaN or Inf values. Lower `learning_rate` or "
-                "`muon_learning_rate`, check the data, or raise `max_consecutive_skipped_steps` "
-                f"(now {self.max_consecutive_skips})."
+                f"Stopping at optimizer step {global_step}: the last {self.consecutive_skips} steps were "
+                "skipped because the loss or the gradients contained NaN or Inf values. Lower "
+                "`learning_rate` or `muon_learning_rate`, check the data, or raise "
+                f"`max_consecutive_skipped_steps` (now {self.max_consecutive_skips})."
             )
 
     def state_dict(self) -> dict[str, Any]:

@@ -68,11 +68,12 @@ def build_param_groups(
     weight_decay: float,
     muon_weight_decay: float,
 ) -> list[dict[str, Any]]:
-    """Split the trainable parameters into Muon and AdamW groups, one per (optimizer, LR factor, weight decay).
+    """Split the trainable parameters into Muon and AdamW groups.
 
+    There is one group per (optimizer, LR factor, weight decay).
     Each group dict carries `optimizer` ("muon" or "adamw"), `lr_factor`, `lr` (the optimizer's base LR times
-    the factor), `weight_decay` and `param_names`. A parameter shared under several names (tied weights) gets the
-    largest of their factors, and goes to Muon only if every name qualifies.
+    the factor), `weight_decay` and `param_names`. A parameter shared under several names (tied weights) gets
+    the largest of their factors, and goes to Muon only if every name qualifies.
 
     Args:
         model: the model to train.
@@ -156,25 +157,27 @@ def check_exact_cover(model: nn.Module, param_groups: list[dict[str, Any]]) -> N
     foreign = [key for key in seen if key not in names_by_id]
     if missing or duplicated or foreign:
         raise ValueError(
-            "Optimizer groups must contain every trainable parameter exactly once. "
-            f"Missing: {missing}. In more than one group: {duplicated}. "
-            f"Not trainable parameters of the model: {len(foreign)}."
+            f"Optimizer groups must contain every trainable parameter exactly once. Missing: {missing}. In "
+            f"more than one group: {duplicated}. Not trainable parameters of the model: {len(foreign)}."
         )
 
 
 class GenesisOptimizer(torch.optim.Optimizer):
     """One optimizer over several inner optimizers (Muon and AdamW), seen by Trainer as a single object.
 
-    `param_groups` is the concatenation of the inner optimizers' group dicts (the same dict objects) and `state`
-    is one mapping shared with the inner optimizers, so an LR written by the scheduler reaches the inner step and
-    `state_dict()` covers everything. `load_state_dict` re-links the inner optimizers to the loaded groups.
-    Checkpoint through this object only: an inner optimizer's own `state_dict()` would see the other's state.
+    `param_groups` is the concatenation of the inner optimizers' group dicts (the same dict objects) and
+    `state` is one mapping shared with the inner optimizers, so an LR written by the scheduler reaches the
+    inner step and `state_dict()` covers everything. `load_state_dict` re-links the inner optimizers to the
+    loaded groups. Checkpoint through this object only: an inner optimizer's own `state_dict()` would see the
+    other's state.
 
-    Objects registered with `register_extra_state` (gradient EMA, loss statistics, counters) are saved under the
-    `"extra_state"` key as tensors and plain numbers, so `torch.load(..., weights_only=True)` restores them.
+    Objects registered with `register_extra_state` (gradient EMA, loss statistics, counters) are saved under
+    the `"extra_state"` key as tensors and plain numbers, so `torch.load(..., weights_only=True)` restores
+    them.
 
     Args:
-        optimizers: the inner optimizers by name, e.g. `{"adamw": AdamW(...), "muon": Muon(...)}`; `param_groups` follows this order.
+        optimizers: the inner optimizers by name, e.g. `{"adamw": AdamW(...), "muon": Muon(...)}`.
+            `param_groups` lists their groups in this order.
     """
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer]):
@@ -208,7 +211,7 @@ class GenesisOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """Run every inner optimizer's step, or nothing if `skip_next_step()` was called since the last step."""
+        """Run every inner optimizer's step, unless `skip_next_step()` was called since the last step."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -237,8 +240,11 @@ class GenesisOptimizer(torch.optim.Optimizer):
                 stateful.load_state_dict(extra_state[name])
             else:
                 logger.warning(
-                    f"The optimizer state has no '{name}' entry; '{name}' starts from its initial state."
+                    f"The optimizer state has no '{name}' entry, so '{name}' starts from its initial state."
                 )
+        unused = sorted(set(extra_state) - set(self.extra_state))
+        if unused:
+            logger.warning(f"Ignoring optimizer extra state {unused}: nothing in this run registered it.")
 
 
 def create_genesis_optimizer(

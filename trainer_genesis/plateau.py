@@ -2,9 +2,9 @@
 """Plateau burst: multiply every LR by a power of two for a few steps when the training loss stops improving.
 
 The trigger follows torch's `ReduceLROnPlateau` (patience, relative threshold, cooldown) but raises the LR
-instead of lowering it. The scheduler rewrites LRs every step, so the factor is divided out of every group just
-before the scheduler step and multiplied back in after it. Multiplying and dividing by a power of two is exact in
-floating point, so the scheduled LRs and their layer-wise ratios come back unchanged after a burst.
+instead of lowering it. The scheduler rewrites LRs every step, so the factor is divided out of every group
+just before the scheduler step and multiplied back in after it. Multiplying and dividing by a power of two is
+exact in floating point, so the scheduled LRs and their layer-wise ratios come back unchanged after a burst.
 """
 
 from typing import Any
@@ -56,14 +56,14 @@ class PlateauBurst:
         self._step_loss = loss
 
     def remove_factor(self, param_groups: list[dict[str, Any]]) -> None:
-        """Divide the applied factor out of every group's LR; call after the optimizer step, before the scheduler's."""
+        """Divide the applied factor out of every group's LR, between the optimizer and scheduler steps."""
         if self.applied_factor != 1.0:
             for group in param_groups:
                 group["lr"] /= self.applied_factor
             self.applied_factor = 1.0
 
     def end_step(self, param_groups: list[dict[str, Any]]) -> None:
-        """Advance the state by one optimizer step and apply the factor for the next step; call after the scheduler."""
+        """Advance the state by one optimizer step and apply the next step's factor (after the scheduler)."""
         loss, self._step_loss = self._step_loss, None
         # Steps run during a burst or its cooldown do not count toward the patience.
         counting = self.burst_steps_left == 0 and self.cooldown_steps_left == 0
@@ -83,8 +83,8 @@ class PlateauBurst:
             self.steps_without_improvement = 0
             self.num_bursts += 1
             logger.info(
-                f"Training loss plateaued at {self.smoothed_loss:.4f} (best {self.best_loss:.4f}): multiplying "
-                f"every LR by {self.factor} for {self.burst_steps} steps."
+                f"Training loss plateaued at {self.smoothed_loss:.4f} (best {self.best_loss:.4f}): "
+                f"multiplying every LR by {self.factor} for {self.burst_steps} steps."
             )
 
         if self.burst_steps_left > 0:
@@ -124,8 +124,8 @@ class PlateauBurst:
 class PlateauBurstCallback(TrainerCallback):
     """Drives a `PlateauBurst` around Trainer's scheduler step.
 
-    Trainer runs `optimizer.step()`, `on_optimizer_step`, `lr_scheduler.step()`, then `on_step_end`, so the factor
-    comes out before the scheduler step and goes back in after it.
+    Trainer runs `optimizer.step()`, `on_optimizer_step`, `lr_scheduler.step()`, then `on_step_end`, so the
+    factor comes out before the scheduler step and goes back in after it.
 
     Args:
         plateau: the state machine to drive; the trainer records each step's loss into it.

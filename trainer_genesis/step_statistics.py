@@ -13,7 +13,8 @@ class StepSummary:
     """One optimizer step's statistics over all micro-batches and processes.
 
     Args:
-        main_loss: unweighted mean main-head cross-entropy over the step's targets.
+        main_loss: unweighted mean main-head cross-entropy over the step's targets (0 without targets).
+        num_targets: number of main-head targets in the step, over all processes.
         mtp_losses: unweighted mean cross-entropy of each MTP head over its targets.
         weight_normaliser: factor that brings the mean token weight over the main-head targets to 1.
         weight_mean: mean normalised token weight over the main-head targets (1 up to rounding).
@@ -22,6 +23,7 @@ class StepSummary:
     """
 
     main_loss: float
+    num_targets: int = 0
     mtp_losses: list[float] = field(default_factory=list)
     weight_normaliser: float = 1.0
     weight_mean: float = 1.0
@@ -61,8 +63,8 @@ class StepStatistics:
             head_losses: `(batch, seq)` unweighted per-token losses, main head first.
             head_masks: the matching target masks.
             weights: the `(batch, seq)` weights the loss used, or `None` for uniform weights.
-            weights_normalised: whether `weights` already have mean 1 over this micro-batch's main-head targets
-                (then they count as uniform for the step's normaliser).
+            weights_normalised: whether `weights` already have mean 1 over this micro-batch's main-head
+                targets (then they count as uniform for the step's normaliser).
         """
         device = head_losses[0].device
         loss_sums = [loss.detach().double().sum() for loss in head_losses]
@@ -106,6 +108,7 @@ class StepStatistics:
         normaliser = counts[0] / mass if counts[0] > 0 and mass > 0 else 1.0
         return StepSummary(
             main_loss=means[0],
+            num_targets=int(counts[0]),
             mtp_losses=means[1:],
             weight_normaliser=normaliser,
             weight_mean=mass * normaliser / counts[0] if counts[0] > 0 else 1.0,

@@ -1,10 +1,11 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
 """`GenesisTrainer`: Trainer with Muon + AdamW, a weighted multi-token loss and per-step training guards.
 
-Each technique (NaN/Inf skipping, Grokfast, token weighting, plateau bursts) lives in its own module; this file
-wires them into Trainer's documented hooks.
+Each technique (NaN/Inf skipping, Grokfast, token weighting, plateau bursts) lives in its own module; this
+file wires them into Trainer's documented hooks.
 """
 
+import math
 from typing import Any
 
 import torch
@@ -47,15 +48,16 @@ class GenesisTrainer(Trainer):
     - `log`: adds `train/...` metrics (per-head losses, token weights, skipped steps, LRs, burst factor).
     Plateau bursts run in a `PlateauBurstCallback` around the scheduler step.
 
-    Custom state (loss statistics, Grokfast EMA, plateau state, skip counters) is saved in the optimizer's state
-    dict, so `resume_from_checkpoint` restores it with the optimizer.
+    Custom state (loss statistics, Grokfast EMA, plateau state, skip counters) is saved in the optimizer's
+    state dict, so `resume_from_checkpoint` restores it with the optimizer.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, GenesisTrainingArguments):
             raise ValueError(
-                f"GenesisTrainer needs `args` of type GenesisTrainingArguments, got {type(self.args).__name__}."
+                "GenesisTrainer needs `args` of type GenesisTrainingArguments, got "
+                f"{type(self.args).__name__}."
             )
         config = self.accelerator.unwrap_model(self.model).config
         self.num_layers: int = config.num_hidden_layers
@@ -89,8 +91,9 @@ class GenesisTrainer(Trainer):
             self._attach_optimizer(self.optimizer)
         elif self.optimizer is not None and (self.args.skip_nonfinite_steps or self.args.use_grokfast):
             raise ValueError(
-                "`skip_nonfinite_steps` and `use_grokfast` need a GenesisOptimizer, but `optimizers` passed a "
-                f"{type(self.optimizer).__name__}: let GenesisTrainer build the optimizer, or turn both off."
+                "`skip_nonfinite_steps` and `use_grokfast` need a GenesisOptimizer, but `optimizers` passed "
+                f"a {type(self.optimizer).__name__}: let GenesisTrainer build the optimizer, or turn both "
+                "techniques off."
             )
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
@@ -132,11 +135,12 @@ class GenesisTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        """Return the weighted main + MTP cross-entropy of a training micro-batch (Trainer's loss in eval mode).
+        """Return the weighted main + MTP cross-entropy of a training micro-batch (Trainer's loss in eval).
 
-        Each head's weighted loss sum is divided by `num_items_in_batch` (the accumulated batch's target count)
-        when given, else by the micro-batch's own count, and scaled by the number of processes as Trainer does.
-        With `num_items_in_batch`, the weights are normalised later, over the whole optimizer step.
+        Each head's weighted loss sum is divided by `num_items_in_batch` (the accumulated batch's target
+        count) when given, else by the micro-batch's own count, and scaled by the number of processes as
+        Trainer does. With `num_items_in_batch`, the weights are normalised later, over the whole optimizer
+        step.
         """
         if not model.training:
             return super().compute_loss(
@@ -172,7 +176,7 @@ class GenesisTrainer(Trainer):
         self.step_statistics.add(head_losses, head_masks, weights, weights_normalised=normalised_here)
 
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            # Same scaling as Trainer.compute_loss: DDP averages gradients, the loss was divided by the global count.
+            # As in Trainer.compute_loss: DDP averages gradients but the loss used the global target count.
             loss = loss * (
                 self.accelerator.num_processes // self.get_tp_size()
                 if self.args.n_gpu <= 1
@@ -186,10 +190,10 @@ class GenesisTrainer(Trainer):
         inputs: dict[str, torch.Tensor | Any],
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
-        """Run forward and backward on one micro-batch; on the last micro-batch, finish the optimizer step's gradients.
+        """Run forward and backward on one micro-batch, and finish the step's gradients after the last one.
 
-        Returns the detached loss, as Trainer's `training_step` does. A micro-batch whose loss is NaN/Inf on any
-        process gets no backward pass there, and the optimizer step is skipped on every process.
+        Returns the detached loss, as Trainer's `training_step` does. A micro-batch whose loss is NaN/Inf on
+        any process gets no backward pass there, and the optimizer step is skipped on every process.
         """
         last_micro_batch = self.accelerator.sync_gradients
         cp_context, inputs = self._prepare_context_parallel_inputs(model, inputs)
@@ -224,7 +228,7 @@ class GenesisTrainer(Trainer):
         ) or self.compute_loss_func is not None
 
     def _backward_kwargs(self) -> dict[str, Any]:
-        # DeepSpeed scales for gradient accumulation itself unless `scale_wrt_gas=False`, as in Trainer.training_step.
+        # As in Trainer.training_step: DeepSpeed scales for accumulation itself unless `scale_wrt_gas=False`.
         if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
             return {"scale_wrt_gas": False}
         return {}
@@ -239,7 +243,7 @@ class GenesisTrainer(Trainer):
         return not self.nonfinite_guard.any_process_poisoned(self.args.device)
 
     def _finish_gradient_accumulation(self, loss: torch.Tensor, backward_ran: bool) -> torch.Tensor:
-        """Skip or complete the optimizer step after its last backward pass; return the micro-batch loss to log."""
+        """Skip or complete the optimizer step after its last backward; return the micro-batch loss to log."""
         if not backward_ran:
             return self._skip_optimizer_step(loss, reason="a NaN/Inf loss")
         parameters = [parameter for group in self.optimizer.param_groups for parameter in group["params"]]
@@ -249,18 +253,23 @@ class GenesisTrainer(Trainer):
             return self._skip_optimizer_step(loss, reason="NaN/Inf gradients")
 
         if summary.weight_normaliser != 1.0:
-            # The loss used raw weights; scaling the gradients makes the weights' mean over the step's targets 1.
-            # NOTE: with `average_tokens_across_devices=False` each process divides by its own target count, so
-            # this one global factor brings the mean to 1 only approximately.
+            # The loss used raw weights, so scaling the gradients brings their mean over the targets to 1.
+            # NOTE: with `average_tokens_across_devices=False` each process divides by its own target count,
+            # so this one global factor brings the mean to 1 only approximately.
             gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
             torch._foreach_mul_(gradients, summary.weight_normaliser)
-            # Trainer sums the returned micro-batch losses, so adding the correction here logs the weighted loss.
+            # Trainer sums the returned micro-batch losses, so this correction makes it log the weighted loss.
             loss = loss + (summary.weight_normaliser - 1.0) * self.step_statistics.reported_loss
-        self.loss_statistics.update(summary.main_loss)
+        # A step without targets, or with a NaN loss that was not skipped, gives no usable loss level.
+        step_loss = (
+            summary.main_loss if summary.num_targets > 0 and math.isfinite(summary.main_loss) else None
+        )
+        if step_loss is not None:
+            self.loss_statistics.update(step_loss)
         if self.grokfast is not None:
             self.grokfast.apply_()
         if self.plateau is not None:
-            self.plateau.record_loss(summary.main_loss)
+            self.plateau.record_loss(step_loss)
         if self.nonfinite_guard is not None:
             self.nonfinite_guard.record_step()
         self._record_step_metrics(summary)
@@ -270,8 +279,8 @@ class GenesisTrainer(Trainer):
     def _skip_optimizer_step(self, loss: torch.Tensor, reason: str) -> torch.Tensor:
         if self.genesis_optimizer is None:
             raise RuntimeError(
-                "Skipping an optimizer step needs the GenesisOptimizer built by `GenesisTrainer.create_optimizer`; "
-                "keep that method, or set `skip_nonfinite_steps=False`."
+                "Skipping an optimizer step needs the GenesisOptimizer built by "
+                "`GenesisTrainer.create_optimizer`; keep that method, or set `skip_nonfinite_steps=False`."
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.genesis_optimizer.skip_next_step()

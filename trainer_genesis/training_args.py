@@ -24,12 +24,12 @@ class GenesisTrainingArguments(TrainingArguments):
     max_grad_norm: float = field(
         default=0.5,
         metadata={
-            "help": "Maximum global gradient norm for clipping; 0 disables clipping. Default 0.5 (Trainer's default "
-            "is 1.0): ternary training is prone to gradient spikes."
+            "help": "Maximum global gradient norm for clipping; 0 disables clipping. Default 0.5 (Trainer's "
+            "default is 1.0): ternary training is prone to gradient spikes."
         },
     )
 
-    # Muon (Newton-Schulz orthogonalised momentum) for the 2-D weight matrices of decoder blocks and MTP heads.
+    # Muon (orthogonalised momentum) for the 2-D weight matrices of decoder blocks and MTP heads.
     use_muon: bool = field(
         default=True,
         metadata={
@@ -41,9 +41,9 @@ class GenesisTrainingArguments(TrainingArguments):
     muon_learning_rate: float = field(
         default=0.02,
         metadata={
-            "help": "Default 0.02. Peak learning rate of the Muon groups; the LR scheduler and layer-wise decay "
-            "scale it like `learning_rate`. 0.02 is the default of the reference Muon code (KellerJordan/Muon), "
-            "whose per-matrix LR scaling is `muon_adjust_lr_fn='original'`."
+            "help": "Default 0.02. Peak learning rate of the Muon groups; the LR scheduler and layer-wise "
+            "decay scale it like `learning_rate`. 0.02 is the default of the reference Muon code "
+            "(KellerJordan/Muon), whose per-matrix LR scaling is `muon_adjust_lr_fn='original'`."
         },
     )
     muon_momentum: float = field(
@@ -55,16 +55,16 @@ class GenesisTrainingArguments(TrainingArguments):
     muon_adjust_lr_fn: str = field(
         default="original",
         metadata={
-            "help": "Default 'original'. How torch.optim.Muon scales the LR per matrix of shape (A, B): 'original' "
-            "multiplies by sqrt(max(1, A/B)); 'match_rms_adamw' by 0.2 * sqrt(max(A, B)), which makes the update "
-            "RMS match AdamW's so Muon can share AdamW's LR (arXiv 2502.16982)."
+            "help": "Default 'original'. How torch.optim.Muon scales the LR per matrix of shape (A, B): "
+            "'original' multiplies by sqrt(max(1, A/B)); 'match_rms_adamw' by 0.2 * sqrt(max(A, B)), which "
+            "makes the update RMS match AdamW's so Muon can share AdamW's LR (arXiv 2502.16982)."
         },
     )
     muon_weight_decay: float | None = field(
         default=None,
         metadata={
-            "help": "Default None (use `weight_decay`). Decoupled weight decay of the Muon groups; Muon multiplies "
-            "the weights by (1 - lr * weight_decay) each step."
+            "help": "Default None (use `weight_decay`). Decoupled weight decay of the Muon groups; Muon "
+            "multiplies the weights by (1 - lr * weight_decay) each step."
         },
     )
 
@@ -72,9 +72,10 @@ class GenesisTrainingArguments(TrainingArguments):
     layerwise_lr_decay: float = field(
         default=0.85,
         metadata={
-            "help": "Default 0.85; 1.0 turns it off. Decoder block i of L trains at lr * decay**(L-1-i) (the top "
-            "block at lr), the token embeddings at the bottom block's factor, and the final norm, lm_head and MTP "
-            "heads at lr. Layer-wise LR decay as used for fine-tuning ELECTRA (arXiv 2003.10555)."
+            "help": "Default 0.85; 1.0 turns it off. Decoder block i of L trains at lr * decay**(L-1-i) (the "
+            "top block at lr), the token embeddings at the bottom block's factor, and the final norm, "
+            "lm_head and MTP heads at lr. Layer-wise LR decay as used for fine-tuning ELECTRA (arXiv "
+            "2003.10555)."
         },
     )
 
@@ -82,10 +83,10 @@ class GenesisTrainingArguments(TrainingArguments):
     use_grokfast: bool = field(
         default=True,
         metadata={
-            "help": "Default True. Grokfast-EMA (arXiv 2405.20233): once per optimizer step, add grokfast_lambda "
-            "times an exponential moving average of past gradients to the gradients of the AdamW parameters, "
-            "amplifying their slow-varying component. Muon parameters are left alone because the Newton-Schulz "
-            "orthogonalisation would cancel the amplification."
+            "help": "Default True. Grokfast-EMA (arXiv 2405.20233): once per optimizer step, add "
+            "grokfast_lambda times an exponential moving average of past gradients to the gradients of the "
+            "AdamW parameters, amplifying their slow-varying component. Muon parameters are left alone "
+            "because the Newton-Schulz orthogonalisation would cancel the amplification."
         },
     )
     grokfast_alpha: float = field(
@@ -101,10 +102,10 @@ class GenesisTrainingArguments(TrainingArguments):
     use_token_triage: bool = field(
         default=True,
         metadata={
-            "help": "Default True. Token triage: weight each token's loss by its loss divided by the global running "
-            "mean token loss, clipped to [token_triage_min_weight, token_triage_max_weight], so tokens the model "
-            "still gets wrong count more. Closest published method: excess-loss token selection in Rho-1 "
-            "(arXiv 2404.07965), with a running mean in place of a reference model."
+            "help": "Default True. Token triage: weight each token's loss by its loss divided by the global "
+            "running mean token loss, clipped to [token_triage_min_weight, token_triage_max_weight], so "
+            "tokens the model still gets wrong count more. Closest published method: excess-loss token "
+            "selection in Rho-1 (arXiv 2404.07965), with a running mean in place of a reference model."
         },
     )
     token_triage_min_weight: float = field(
@@ -116,11 +117,11 @@ class GenesisTrainingArguments(TrainingArguments):
     use_batch_metabolism: bool = field(
         default=True,
         metadata={
-            "help": "Default True. Batch metabolism: weight each sequence by its mean token loss divided by the "
-            "global running mean token loss, clipped to [batch_metabolism_min_weight, batch_metabolism_max_weight]. "
-            "The fused weights are then normalised to mean 1 over the batch, so without clipping and with token "
-            "triage off a sequence's weight is its mean loss over the batch's: harder sequences get a larger share "
-            "of the gradient."
+            "help": "Default True. Batch metabolism: weight each sequence by its mean token loss divided by "
+            "the global running mean token loss, clipped to [batch_metabolism_min_weight, "
+            "batch_metabolism_max_weight]. The fused weights are then normalised to mean 1 over the batch, "
+            "so without clipping and with token triage off a sequence's weight is its mean loss over the "
+            "batch's: harder sequences get a larger share of the gradient."
         },
     )
     batch_metabolism_min_weight: float = field(
@@ -132,8 +133,8 @@ class GenesisTrainingArguments(TrainingArguments):
     loss_statistics_decay: float = field(
         default=0.99,
         metadata={
-            "help": "Default 0.99. Decay of the bias-corrected running mean of token loss that token triage and "
-            "batch metabolism compare against; it is updated once per optimizer step. In [0, 1)."
+            "help": "Default 0.99. Decay of the bias-corrected running mean of token loss that token triage "
+            "and batch metabolism compare against; it is updated once per optimizer step. In [0, 1)."
         },
     )
 
@@ -141,15 +142,15 @@ class GenesisTrainingArguments(TrainingArguments):
     skip_nonfinite_steps: bool = field(
         default=True,
         metadata={
-            "help": "Default True. Skip the optimizer step (no parameter, momentum, EMA or weight-decay update) "
-            "when any process sees a NaN/Inf loss or gradient. The LR schedule still advances."
+            "help": "Default True. Skip the optimizer step (no parameter, momentum, EMA or weight-decay "
+            "update) when any process sees a NaN/Inf loss or gradient. The LR schedule still advances."
         },
     )
     max_consecutive_skipped_steps: int = field(
         default=10,
         metadata={
-            "help": "Default 10. Training stops with an error when more than this many optimizer steps in a row "
-            "were skipped for NaN/Inf values."
+            "help": "Default 10. Training stops with an error when more than this many optimizer steps in a "
+            "row were skipped for NaN/Inf values."
         },
     )
 
@@ -157,10 +158,10 @@ class GenesisTrainingArguments(TrainingArguments):
     use_plateau_burst: bool = field(
         default=True,
         metadata={
-            "help": "Default True. When the smoothed training loss has not improved by plateau_threshold (relative) "
-            "for plateau_patience optimizer steps, multiply every group's LR by plateau_lr_factor for "
-            "plateau_burst_steps steps. The trigger mirrors torch's ReduceLROnPlateau (patience, threshold, "
-            "cooldown) but raises the LR to leave the plateau instead of lowering it."
+            "help": "Default True. When the smoothed training loss has not improved by plateau_threshold "
+            "(relative) for plateau_patience optimizer steps, multiply every group's LR by plateau_lr_factor "
+            "for plateau_burst_steps steps. The trigger mirrors torch's ReduceLROnPlateau (patience, "
+            "threshold, cooldown) but raises the LR to leave the plateau instead of lowering it."
         },
     )
     plateau_patience: int = field(
@@ -170,7 +171,8 @@ class GenesisTrainingArguments(TrainingArguments):
     plateau_threshold: float = field(
         default=0.01,
         metadata={
-            "help": "Default 0.01. An improvement means the smoothed loss fell below best * (1 - threshold). In [0, 1)."
+            "help": "Default 0.01. An improvement means the smoothed loss fell below best * (1 - threshold). "
+            "In [0, 1)."
         },
     )
     plateau_lr_factor: float = field(
@@ -190,8 +192,8 @@ class GenesisTrainingArguments(TrainingArguments):
     plateau_loss_smoothing: float = field(
         default=0.9,
         metadata={
-            "help": "Default 0.9. Decay of the exponential moving average of the per-step training loss (main "
-            "head cross-entropy) that the plateau test uses. In [0, 1)."
+            "help": "Default 0.9. Decay of the exponential moving average of the per-step training loss "
+            "(main head cross-entropy) that the plateau test uses. In [0, 1)."
         },
     )
 
@@ -204,49 +206,55 @@ class GenesisTrainingArguments(TrainingArguments):
         _check_range("muon_momentum", self.muon_momentum, low=0.0, high=1.0, high_open=True)
         if self.muon_adjust_lr_fn not in MUON_ADJUST_LR_CHOICES:
             raise ValueError(
-                f"`muon_adjust_lr_fn` must be one of {MUON_ADJUST_LR_CHOICES}, got {self.muon_adjust_lr_fn!r}."
+                f"`muon_adjust_lr_fn` must be one of {MUON_ADJUST_LR_CHOICES}, got "
+                f"{self.muon_adjust_lr_fn!r}."
             )
         if self.muon_weight_decay is not None:
             _check_range("muon_weight_decay", self.muon_weight_decay, low=0.0)
         _check_range("layerwise_lr_decay", self.layerwise_lr_decay, low=0.0, high=1.0, low_open=True)
+
         _check_range("grokfast_alpha", self.grokfast_alpha, low=0.0, high=1.0, high_open=True)
         _check_range("grokfast_lambda", self.grokfast_lambda, low=0.0)
+
         for prefix in ("token_triage", "batch_metabolism"):
             low, high = getattr(self, f"{prefix}_min_weight"), getattr(self, f"{prefix}_max_weight")
             _check_range(f"{prefix}_min_weight", low, low=0.0, high=1.0, low_open=True)
             _check_range(f"{prefix}_max_weight", high, low=1.0)
         _check_range("loss_statistics_decay", self.loss_statistics_decay, low=0.0, high=1.0, high_open=True)
         _check_range("max_consecutive_skipped_steps", self.max_consecutive_skipped_steps, low=1)
+
         _check_range("plateau_patience", self.plateau_patience, low=1)
         _check_range("plateau_threshold", self.plateau_threshold, low=0.0, high=1.0, high_open=True)
         if not (self.plateau_lr_factor > 1.0 and math.frexp(self.plateau_lr_factor)[0] == 0.5):
             raise ValueError(
-                f"`plateau_lr_factor` must be a power of two greater than 1 (2.0, 4.0, ...), got "
-                f"{self.plateau_lr_factor}: only then does dividing the LR by it restore the scheduled LR exactly."
+                "`plateau_lr_factor` must be a power of two greater than 1 (2.0, 4.0, ...), got "
+                f"{self.plateau_lr_factor}: only then does dividing the LR by it restore the scheduled LR "
+                "exactly."
             )
         _check_range("plateau_burst_steps", self.plateau_burst_steps, low=1)
         _check_range("plateau_cooldown_steps", self.plateau_cooldown_steps, low=0)
         _check_range("plateau_loss_smoothing", self.plateau_loss_smoothing, low=0.0, high=1.0, high_open=True)
+
         self._validate_trainer_compatibility()
 
     def _validate_trainer_compatibility(self) -> None:
         optim = getattr(self.optim, "value", self.optim)
         if optim not in SUPPORTED_ADAMW_OPTIMS:
             raise ValueError(
-                f"`optim={optim!r}` is not supported by GenesisTrainer, which builds its own Muon + AdamW optimizer: "
-                f"set `optim` to one of {SUPPORTED_ADAMW_OPTIMS}."
+                f"`optim={optim!r}` is not supported by GenesisTrainer, which builds its own Muon + AdamW "
+                f"optimizer: set `optim` to one of {SUPPORTED_ADAMW_OPTIMS}."
             )
         if self.label_smoothing_factor != 0:
             raise ValueError(
-                f"`label_smoothing_factor={self.label_smoothing_factor}` is not supported by GenesisTrainer's "
-                "weighted loss: set it to 0."
+                f"`label_smoothing_factor={self.label_smoothing_factor}` is not supported by "
+                "GenesisTrainer's weighted loss: set it to 0."
             )
         if self.fp16 and (self.skip_nonfinite_steps or self.use_grokfast):
-            # fp16 gradients carry the GradScaler's changing scale, and the scaler expects to see Inf gradients.
+            # fp16 gradients carry the GradScaler's changing scale, and the scaler must see Inf gradients.
             raise ValueError(
-                "`fp16=True` cannot be combined with `skip_nonfinite_steps` or `use_grokfast`: the fp16 gradient "
-                "scaler handles overflowing steps itself and rescales gradients between steps. Use `bf16=True`, "
-                "or turn both techniques off."
+                "`fp16=True` cannot be combined with `skip_nonfinite_steps` or `use_grokfast`: the fp16 "
+                "gradient scaler handles overflowing steps itself and rescales gradients between steps. Use "
+                "`bf16=True`, or turn both techniques off."
             )
 
 

@@ -1,16 +1,16 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
 """Token triage and batch metabolism: detached loss weights from one global running mean of token loss.
 
-Token triage weights a token by its loss over the running mean, so tokens the model still gets wrong count more
-(closest published method: excess-loss token selection in Rho-1, arXiv 2404.07965, which compares against a
-reference model instead). Batch metabolism weights a sequence by its mean loss over the same running mean. The
-fused weights are normalised to mean 1 over the batch's valid tokens, so without clipping and with triage off a
-sequence's weight is its mean loss over the batch's. Both weights are clipped, multiplied, and also applied to the
-MTP heads' losses at the same positions.
+Token triage weights a token by its loss over the running mean, so tokens the model still gets wrong count
+more (closest published method: excess-loss token selection in Rho-1, arXiv 2404.07965, which compares against
+a reference model instead). Batch metabolism weights a sequence by its mean loss over the same running mean.
+The fused weights are normalised to mean 1 over the batch's valid tokens, so without clipping and with triage
+off a sequence's weight is its mean loss over the batch's. Both weights are clipped, multiplied, and also
+applied to the MTP heads' losses at the same positions.
 
-The running mean changes only between optimizer steps, so a token's raw weight does not depend on how the batch
-is split into gradient-accumulation micro-batches or processes. The normalisation to mean 1 needs the whole
-batch, so the trainer applies it once per optimizer step by rescaling the accumulated gradients.
+The running mean changes only between optimizer steps, so a token's raw weight does not depend on how the
+batch is split into gradient-accumulation micro-batches or processes. The normalisation to mean 1 needs the
+whole batch, so the trainer applies it once per optimizer step by rescaling the accumulated gradients.
 """
 
 from dataclasses import dataclass
@@ -84,7 +84,7 @@ class TokenWeightingConfig:
 
 
 def shifted_target_mask(labels: torch.Tensor, shift: int) -> torch.Tensor:
-    """Return the `(batch, seq)` mask of positions t whose target `labels[:, t + shift]` exists and is not -100."""
+    """Return the `(batch, seq)` mask of positions t with a target `labels[:, t + shift]` other than -100."""
     return F.pad(labels[:, shift:], (0, shift), value=-100) != -100
 
 
@@ -143,9 +143,9 @@ def weighted_causal_lm_loss(
 ) -> torch.Tensor:
     """Combine per-token losses into main CE + mtp_loss_weight * mean over MTP heads of their CE.
 
-    With `weights=None` this computes exactly what `GenesisForCausalLM` returns as `loss`: each head's summed loss
-    is divided by `num_items_in_batch` when given (the whole accumulated batch's main-head target count), else by
-    the head's own target count.
+    With `weights=None` this computes exactly what `GenesisForCausalLM` returns as `loss`: each head's summed
+    loss is divided by `num_items_in_batch` when given (the whole accumulated batch's main-head target count),
+    else by the head's own target count.
 
     Args:
         head_losses: `(batch, seq)` per-token losses, main head first, 0 where not a target.
