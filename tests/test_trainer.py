@@ -209,6 +209,15 @@ def test_consecutive_skips_raise(tmp_path):
         run_genesis(tmp_path, model=model, max_steps=5, max_consecutive_skipped_steps=2)
 
 
+def test_nan_loss_without_skipping_keeps_statistics_finite(tmp_path):
+    model = make_tiny_model()
+    NanLogitsHook(model, calls=[1])
+    trainer = run_genesis(tmp_path, model=model, max_steps=3, skip_nonfinite_steps=False)
+    # Without skipping, the NaN reaches the parameters, so only the first step's loss is usable.
+    assert trainer.loss_statistics.num_updates == 1
+    assert trainer.plateau.best_loss == pytest.approx(trainer.loss_statistics.mean)
+
+
 def test_grokfast_changes_only_adamw_gradients(tmp_path):
     settings = {**TECHNIQUES_OFF, "use_muon": True, "max_steps": 1, "max_grad_norm": 0.0}
     on_recorder, off_recorder = StepRecorder(), StepRecorder()
