@@ -1,11 +1,15 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
 """Tests for the bits-per-byte `evaluate` metric shipped in the package."""
 
+import configparser
+import fnmatch
 import math
+from pathlib import Path
 
 import evaluate
 import pytest
 
+import trainer_genesis
 from trainer_genesis.metrics import BITS_PER_BYTE_PATH
 
 
@@ -46,3 +50,12 @@ def test_metric_accumulates_batches(metric):
 def test_metric_without_bytes_raises(metric):
     with pytest.raises(ValueError, match="cover at least one byte"):
         metric.compute(predictions=[1.0], references=[0])
+
+
+def test_metric_file_in_package_data():
+    """The metric must be installed with the package, so a non-editable install can load it by path."""
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    patterns = setup["options.package_data"]["trainer_genesis"].split()
+    relative = Path(BITS_PER_BYTE_PATH).relative_to(Path(trainer_genesis.__file__).parent).as_posix()
+    assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), (relative, patterns)

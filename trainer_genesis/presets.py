@@ -44,7 +44,7 @@ _BOOL_STRINGS = {"true": True, "1": True, "yes": True, "false": False, "0": Fals
 
 @dataclass
 class ModelArguments:
-    """Which model to build and which tokenizer to use."""
+    """Model preset, config overrides and tokenizer of a pretraining run."""
 
     model_size: str = field(
         default=DEFAULT_PRESET,

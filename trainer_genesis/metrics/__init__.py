@@ -3,6 +3,6 @@
 
 from pathlib import Path
 
-BITS_PER_BYTE_PATH = str(Path(__file__).resolve().parent / "bits_per_byte")
+BITS_PER_BYTE_PATH = str(Path(__file__).resolve().parent / "bits_per_byte.py")
 
 __all__ = ["BITS_PER_BYTE_PATH"]

@@ -23,7 +23,7 @@ Args:
 Returns:
     `cross_entropy`, `perplexity`, `bits_per_byte`, and `num_tokens` and `num_bytes`, the counts they rest on.
 Examples:
-    >>> metric = evaluate.load("trainer_genesis/metrics/bits_per_byte")
+    >>> metric = evaluate.load("trainer_genesis/metrics/bits_per_byte.py")
     >>> metric.compute(predictions=[math.log(2.0)] * 4, references=[1, 1, 1, 1])["bits_per_byte"]
     1.0
 """
