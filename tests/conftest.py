@@ -30,6 +30,7 @@ TECHNIQUES_OFF = {
     "use_batch_metabolism": False,
     "skip_nonfinite_steps": False,
     "use_plateau_burst": False,
+    "loop_schedule": "",
 }
 
 

@@ -46,17 +46,19 @@ def parse_loop_schedule(text: str) -> list[LoopStage]:
             separator = ""
         if not separator:
             raise ValueError(
-                f"Invalid loop schedule stage {item!r} in {text!r}: write each stage as LOOPS@FRACTION, "
+                f"Invalid `loop_schedule` stage {item!r} in {text!r}: write each stage as LOOPS@FRACTION, "
                 "for example '1@0,2@1/3,3@2/3'."
             )
         stages.append(stage)
     if stages[0].start_fraction != 0.0:
-        raise ValueError(f"The loop schedule {text!r} must start at fraction 0, e.g. '1@0,2@0.5'.")
+        raise ValueError(f"`loop_schedule` {text!r} must start at fraction 0, e.g. '1@0,2@0.5'.")
     for previous, stage in pairwise(stages):
         if not previous.start_fraction < stage.start_fraction < 1.0:
-            raise ValueError(f"Loop schedule fractions in {text!r} must increase strictly and stay below 1.")
+            raise ValueError(
+                f"`loop_schedule` fractions in {text!r} must increase strictly and stay below 1."
+            )
     if any(stage.num_loops < 1 for stage in stages):
-        raise ValueError(f"Every loop count in the loop schedule {text!r} must be at least 1.")
+        raise ValueError(f"Every loop count in `loop_schedule` {text!r} must be at least 1.")
     return stages
 
 

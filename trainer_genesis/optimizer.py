@@ -186,6 +186,8 @@ class GenesisOptimizer(torch.optim.Optimizer):
         self.optimizers = dict(optimizers)
         self.extra_state: dict[str, Stateful] = {}
         self._skip_next_step = False
+        # Whether the latest `step()` was skipped; callbacks that run after it read this.
+        self.last_step_skipped = False
         super().__init__([group for inner in self.optimizers.values() for group in inner.param_groups], {})
         self._link_inner_optimizers()
 
@@ -216,6 +218,7 @@ class GenesisOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.last_step_skipped = self._skip_next_step
         if self._skip_next_step:
             self._skip_next_step = False
             return loss

@@ -57,8 +57,12 @@ class EMATeacher(TrainerCallback):
             teacher_buffer.copy_(buffer)
         self.teacher.config.num_loops = model.config.num_loops
 
-    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
-        self.update(model)
+    def on_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+        # A skipped optimizer step left the model unchanged, and so leaves the teacher. Accelerate
+        # wraps the optimizer: its `optimizer` attribute is the GenesisOptimizer.
+        optimizer = getattr(optimizer, "optimizer", optimizer)
+        if not getattr(optimizer, "last_step_skipped", False):
+            self.update(model)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.teacher.state_dict()

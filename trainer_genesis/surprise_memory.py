@@ -43,6 +43,10 @@ class SurpriseMemoryWriter(TrainerCallback):
         self.num_writes = torch.zeros((), dtype=torch.long)
         self._reset_step()
 
+    def discard_step(self) -> None:
+        """Forget what was recorded for the current optimizer step (it was skipped)."""
+        self._reset_step()
+
     def _reset_step(self) -> None:
         self._loss_sum = 0.0
         self._token_count = 0.0

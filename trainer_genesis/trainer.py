@@ -17,11 +17,15 @@ from transformers.utils import logging
 from modeling_genesis.modeling_genesis import shifted_cross_entropy
 
 from .grokfast import GrokfastEMA
+from .loop_schedule import LoopScheduleCallback, parse_loop_schedule
 from .nonfinite import NonFiniteGuard, gradients_are_finite
 from .optimizer import ADAMW, MUON, GenesisOptimizer, create_genesis_optimizer
 from .plateau import PlateauBurst, PlateauBurstCallback
+from .self_distillation import EMATeacher
 from .step_statistics import MetricsWindow, StepStatistics, StepSummary
+from .surprise_memory import SurpriseMemoryWriter
 from .training_args import GenesisTrainingArguments
+from .unfreezing import ProgressiveUnfreezingCallback
 from .weighting import (
     LossStatistics,
     TokenWeightingConfig,
@@ -86,6 +90,7 @@ class GenesisTrainer(Trainer):
             self.add_callback(PlateauBurstCallback(self.plateau))
         self.grokfast: GrokfastEMA | None = None
         self.genesis_optimizer: GenesisOptimizer | None = None
+        self._add_depth_and_memory_callbacks(config)
 
         if isinstance(self.optimizer, GenesisOptimizer):
             self._attach_optimizer(self.optimizer)
@@ -95,6 +100,32 @@ class GenesisTrainer(Trainer):
                 f"a {type(self.optimizer).__name__}: let GenesisTrainer build the optimizer, or turn both "
                 "techniques off."
             )
+
+    def _add_depth_and_memory_callbacks(self, config) -> None:
+        """Add the loop schedule, surprise memory, unfreezing and self-distillation callbacks that are on."""
+        stages = parse_loop_schedule(self.args.loop_schedule)
+        self.loop_schedule = LoopScheduleCallback(stages) if stages else None
+        self.memory_writer = None
+        if getattr(config, "memory_slots", 0) > 0:
+            self.memory_writer = SurpriseMemoryWriter(
+                threshold=self.args.surprise_threshold,
+                decay=self.args.surprise_memory_decay,
+                blend=self.args.surprise_memory_blend,
+                warmup_steps=self.args.surprise_memory_warmup_steps,
+            )
+        self.unfreezing = (
+            ProgressiveUnfreezingCallback(self.args.unfreeze_fraction)
+            if self.args.unfreeze_fraction > 0
+            else None
+        )
+        self.teacher = None
+        self._distill_loss_sum, self._distill_loss_count = 0.0, 0
+        if self.args.self_distill_weight > 0:
+            model = self.accelerator.unwrap_model(self.model)
+            self.teacher = EMATeacher(model, self.args.self_distill_decay, self.args.self_distill_weight)
+        for callback in (self.loop_schedule, self.memory_writer, self.unfreezing, self.teacher):
+            if callback is not None:
+                self.add_callback(callback)
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """Build the Muon + AdamW `GenesisOptimizer` unless an optimizer exists, and return it."""
@@ -127,6 +158,10 @@ class GenesisTrainer(Trainer):
             optimizer.register_extra_state("nonfinite_guard", self.nonfinite_guard)
         if self.plateau is not None:
             optimizer.register_extra_state("plateau", self.plateau)
+        if self.memory_writer is not None:
+            optimizer.register_extra_state("surprise_memory", self.memory_writer)
+        if self.teacher is not None:
+            optimizer.register_extra_state("self_distillation", self.teacher)
 
     def compute_loss(
         self,
@@ -155,6 +190,8 @@ class GenesisTrainer(Trainer):
         model_inputs = {key: value for key, value in inputs.items() if key != "labels"}
         if self.num_mtp_heads > 0:
             model_inputs["return_mtp_logits"] = True
+        if self.memory_writer is not None:
+            model_inputs["output_hidden_states"] = True
         outputs = model(**model_inputs)
 
         # Head 0 is the main head (target t + 1); MTP head k (1-based) predicts t + 1 + k.
@@ -174,6 +211,17 @@ class GenesisTrainer(Trainer):
             head_losses, head_masks, weights, self.mtp_loss_weight, num_items_in_batch
         )
         self.step_statistics.add(head_losses, head_masks, weights, weights_normalised=normalised_here)
+        if self.memory_writer is not None:
+            self.memory_writer.record(
+                (head_losses[0] * head_masks[0]).sum(dim=1),
+                head_masks[0].sum(dim=1),
+                outputs.hidden_states[-1].detach(),
+                head_masks[0],
+            )
+        if self.teacher is not None:
+            loss = loss + self._self_distillation_loss(
+                outputs.logits, model_inputs, head_masks[0], num_items_in_batch
+            )
 
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # As in Trainer.compute_loss: DDP averages gradients but the loss used the global target count.
@@ -183,6 +231,23 @@ class GenesisTrainer(Trainer):
                 else self.args.n_gpu
             )
         return (loss, outputs) if return_outputs else loss
+
+    def _self_distillation_loss(
+        self,
+        logits: torch.Tensor,
+        model_inputs: dict[str, Any],
+        target_mask: torch.Tensor,
+        num_items_in_batch: torch.Tensor | int | None,
+    ) -> torch.Tensor:
+        """Return the weighted KL term, normalised by the same target count as the cross-entropy."""
+        # NOTE: with token triage or batch metabolism on, the step's weight normalisation also scales this
+        # term's gradient (by a factor near 1).
+        kl_sum = self.teacher.kl_loss(logits, model_inputs, target_mask)
+        count = num_items_in_batch if num_items_in_batch is not None else target_mask.sum().clamp(min=1)
+        kl = kl_sum / count
+        self._distill_loss_sum += float(kl.detach())
+        self._distill_loss_count += 1
+        return self.teacher.weight * kl
 
     def training_step(
         self,
@@ -284,6 +349,8 @@ class GenesisTrainer(Trainer):
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.genesis_optimizer.skip_next_step()
+        if self.memory_writer is not None:
+            self.memory_writer.discard_step()
         self.step_statistics.reset()
         if self.plateau is not None:
             self.plateau.record_loss(None)
@@ -307,4 +374,11 @@ class GenesisTrainer(Trainer):
             logs = {**logs, **self.metrics_window.pop()}
             if self.nonfinite_guard is not None:
                 logs["train/skipped_steps"] = self.nonfinite_guard.skipped_steps
+            for callback in (self.loop_schedule, self.memory_writer, self.unfreezing):
+                if callback is not None:
+                    logs.update(callback.metrics())
+            if self._distill_loss_count:
+                # Mean over micro-batches of the unweighted KL term, per target token.
+                logs["train/loss_distill"] = self._distill_loss_sum / self._distill_loss_count
+                self._distill_loss_sum, self._distill_loss_count = 0.0, 0
         super().log(logs, start_time)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .loop_schedule import parse_loop_schedule
+
 MUON_ADJUST_LR_CHOICES = ("original", "match_rms_adamw")
 # AdamW variants that `Trainer.get_optimizer_cls_and_kwargs` builds from `torch.optim.AdamW`.
 SUPPORTED_ADAMW_OPTIMS = ("adamw_torch", "adamw_torch_fused")
@@ -197,6 +199,69 @@ class GenesisTrainingArguments(TrainingArguments):
         },
     )
 
+    # Looped depth: the trainer raises the model's `num_loops` on a schedule.
+    loop_schedule: str = field(
+        default="1@0,2@1/3,3@2/3",
+        metadata={
+            "help": "Default '1@0,2@1/3,3@2/3'. Number of weight-shared passes over the decoder stack as "
+            "LOOPS@FRACTION stages of `max_steps`: 1 pass from the start, 2 from a third, 3 from two thirds "
+            "(progressive depth growth as in arXiv 2502.05171's recurrent depth, applied as a schedule). "
+            "Each pass costs a full trunk forward and backward. '' keeps the model's `num_loops`."
+        },
+    )
+
+    # Surprise memory: only used when the model has `memory_slots > 0`.
+    surprise_threshold: float = field(
+        default=3.0,
+        metadata={
+            "help": "Default 3.0. A step whose loss is this many running standard deviations above the running "
+            "mean writes the mean final hidden state of its highest-loss sequence into the model's memory "
+            "(surprise-gated writes, arXiv 2501.00663). Used only when the model has `memory_slots > 0`."
+        },
+    )
+    surprise_memory_decay: float = field(
+        default=0.99,
+        metadata={
+            "help": "Default 0.99. Decay of the running mean and variance of the step loss, in [0, 1)."
+        },
+    )
+    surprise_memory_blend: float = field(
+        default=0.5,
+        metadata={
+            "help": "Default 0.5. Weight of the new vector when it replaces a slot written before, in (0, 1]."
+        },
+    )
+    surprise_memory_warmup_steps: int = field(
+        default=20,
+        metadata={"help": "Default 20. Optimizer steps observed before the first memory write, >= 0."},
+    )
+
+    # Off by default.
+    unfreeze_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "Default 0.0 (off). Progressive unfreezing, bottom-up: decoder blocks start frozen and join "
+            "training one by one from the bottom until all train at this fraction of `max_steps`; embeddings, "
+            "lm_head and MTP heads always train. Costs no compute, but upper blocks get fewer updates in the "
+            "same budget. Reverse of ULMFiT's top-down unfreezing (arXiv 1801.06146)."
+        },
+    )
+    self_distill_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Default 0.0 (off). Weight of a KL(EMA teacher || model) term on the next-token "
+            "distributions, the teacher being an exponential moving average of the model (mean teacher, "
+            "arXiv 1703.01780). Costs a second forward pass per micro-batch and a second copy of the weights; "
+            "reported harmful for ternary models."
+        },
+    )
+    self_distill_decay: float = field(
+        default=0.999,
+        metadata={
+            "help": "Default 0.999. EMA decay of the self-distillation teacher per optimizer step, in [0, 1)."
+        },
+    )
+
     def __post_init__(self):
         self._validate_genesis_fields()
         super().__post_init__()
@@ -234,6 +299,15 @@ class GenesisTrainingArguments(TrainingArguments):
         _check_range("plateau_burst_steps", self.plateau_burst_steps, low=1)
         _check_range("plateau_cooldown_steps", self.plateau_cooldown_steps, low=0)
         _check_range("plateau_loss_smoothing", self.plateau_loss_smoothing, low=0.0, high=1.0, high_open=True)
+
+        parse_loop_schedule(self.loop_schedule)
+        _check_range("surprise_threshold", self.surprise_threshold, low=0.0, low_open=True)
+        _check_range("surprise_memory_decay", self.surprise_memory_decay, low=0.0, high=1.0, high_open=True)
+        _check_range("surprise_memory_blend", self.surprise_memory_blend, low=0.0, high=1.0, low_open=True)
+        _check_range("surprise_memory_warmup_steps", self.surprise_memory_warmup_steps, low=0)
+        _check_range("unfreeze_fraction", self.unfreeze_fraction, low=0.0, high=1.0)
+        _check_range("self_distill_weight", self.self_distill_weight, low=0.0)
+        _check_range("self_distill_decay", self.self_distill_decay, low=0.0, high=1.0, high_open=True)
 
         self._validate_trainer_compatibility()
 
