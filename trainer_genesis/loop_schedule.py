@@ -5,7 +5,7 @@ The schedule is data: a list of `(start_fraction, num_loops)` stages, written on
 `"1@0,2@1/3,3@2/3"` (1 loop from the start, 2 from a third of `max_steps`, 3 from two thirds).
 Fractions are exact (`fractions.Fraction`), so "2@1/3" starts at step 3 of 9, not at step 4.
 The loop count depends only on the optimizer step, so a resumed run picks the same count as the
-uninterrupted one. The model's config always holds the current count, so a saved model or checkpoint
+uninterrupted one. The model's config always contains the current count, so a saved model or checkpoint
 records the count it was last trained with.
 """
 
