@@ -158,7 +158,13 @@ def test_save_and_load_without_package(tmp_path, tie_word_embeddings):
     model.save_pretrained(tmp_path / "model")
     auto_map = json.loads((tmp_path / "model" / "config.json").read_text())["auto_map"]
     assert set(auto_map) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM"}
-    for file in ("modeling_genesis.py", "configuration_genesis.py", "bitlinear.py", "model.safetensors"):
+    for file in (
+        "modeling_genesis.py",
+        "configuration_genesis.py",
+        "bitlinear.py",
+        "packing.py",
+        "model.safetensors",
+    ):
         assert (tmp_path / "model" / file).exists(), file
 
     input_ids = torch.randint(3, 99, (2, 10))
