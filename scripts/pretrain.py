@@ -12,7 +12,7 @@ import sys
 import datasets
 import transformers
 
-from trainer_genesis.pretrain import build_trainer, finish_run, make_parser
+from trainer_genesis.pretrain import build_trainer, finish_run, make_parser, set_cpu_threads
 
 
 def setup_logging(log_level: int) -> None:
@@ -32,10 +32,11 @@ def setup_logging(log_level: int) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = make_parser()
-    model_args, data_args, sample_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     setup_logging(training_args.get_process_log_level())
+    set_cpu_threads(run_args, training_args)
 
-    run = build_trainer(model_args, data_args, sample_args, training_args)
+    run = build_trainer(model_args, data_args, run_args, training_args)
     run.train_metrics = run.trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint).metrics
     run.trainer.log_metrics("train", run.train_metrics)
     return finish_run(run)

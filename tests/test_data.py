@@ -167,3 +167,14 @@ def test_data_arguments_reject_invalid():
         DataArguments(dataset_name="name", train_files=["a.txt"])
     with pytest.raises(ValueError, match="--validation_fraction must be in"):
         DataArguments(validation_fraction=1.5)
+
+
+def test_pack_stream_with_unknown_columns(tokenizer):
+    def generate():
+        for index in range(40):
+            yield {"text": f"def function_{index}(x):\n    return x\n", "index": index}
+
+    stream = datasets.IterableDataset.from_generator(generate)
+    packed = list(pack_dataset(stream, tokenizer, block_size=8))
+    assert packed
+    assert set(packed[0]) == {"input_ids", "labels"}

@@ -2,11 +2,12 @@
 """Tests for presets, config overrides, script defaults and the input checks that run before training."""
 
 import pytest
+import torch
 from transformers import PreTrainedTokenizerFast
 
 from modeling_genesis import GenesisConfig
 from trainer_genesis.presets import MODEL_PRESETS, build_config, parse_config_overrides
-from trainer_genesis.pretrain import PRETRAIN_DEFAULTS, build_trainer, make_parser
+from trainer_genesis.pretrain import PRETRAIN_DEFAULTS, build_trainer, make_parser, set_cpu_threads
 from trainer_genesis.tokenization import train_byte_level_bpe
 
 # A model and data small enough that each check below runs in about a second.
@@ -173,3 +174,17 @@ def test_build_prepares_blocks(tmp_path, text_file):
     assert len(trainer.train_dataset[0]["input_ids"]) == 32
     assert (tmp_path / "out" / "tokenizer.json").is_file()
     assert run.sample_prompt.startswith("def function_")
+
+
+def test_cpu_threads_follow_option(tmp_path, monkeypatch):
+    previous = torch.get_num_threads()
+    try:
+        _, _, run_args, training_args = parse(tmp_path, "--cpu_threads", "1")
+        set_cpu_threads(run_args, training_args)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")
+        _, _, run_args, training_args = parse(tmp_path)
+        set_cpu_threads(run_args, training_args)
+        assert torch.get_num_threads() == 1  # fewer cores than processes still leaves one thread each
+    finally:
+        torch.set_num_threads(previous)

@@ -17,9 +17,7 @@ from trainer_genesis.data import DataArguments, load_raw_splits, shard_for_proce
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "pretrain.py"
 SHAKESPEARE = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-TINY_OVERRIDES = (
-    "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,vocab_size=320"
-)
+TINY_OVERRIDES = "hidden_size=32,intermediate_size=64,num_hidden_layers=2,num_attention_heads=2,vocab_size=320,mtp_num_heads=1"
 TINY_ARGS = [
     "--config_overrides",
     TINY_OVERRIDES,

@@ -72,7 +72,7 @@ class DataArguments:
         default=256, metadata={"help": "Tokens per training block; at most max_position_embeddings."}
     )
     validation_fraction: float = field(
-        default=0.05,
+        default=0.02,
         metadata={
             "help": "Fraction held out for evaluation: of the files of the embedded corpus, of the texts otherwise."
         },
@@ -299,7 +299,8 @@ def pack_dataset(
         A dataset with `input_ids` and `labels` (a copy of `input_ids`; the model shifts them) per block.
     """
     eos_id = tokenizer.eos_token_id
-    remove_columns = dataset.column_names
+    # A stream may not know its columns, so keep only the text column before blocks change the row count.
+    dataset = dataset.select_columns([text_column])
 
     def tokenize(batch: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
         encoded = tokenizer(batch[text_column], add_special_tokens=False)["input_ids"]
@@ -311,7 +312,7 @@ def pack_dataset(
         blocks = [stream[start : start + block_size] for start in range(0, usable, block_size)]
         return {"input_ids": blocks, "labels": [list(block) for block in blocks]}
 
-    tokenized = dataset.map(tokenize, batched=True, batch_size=batch_size, remove_columns=remove_columns)
+    tokenized = dataset.map(tokenize, batched=True, batch_size=batch_size, remove_columns=[text_column])
     return tokenized.map(group, batched=True, batch_size=batch_size)
 
 
