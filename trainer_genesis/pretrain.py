@@ -57,7 +57,7 @@ logger = logging.get_logger(__name__)
 # docs/pretrain_tuning.md lists the measurements behind them.
 PRETRAIN_DEFAULTS: dict[str, Any] = {
     "output_dir": "outputs/genesis-tiny",
-    "max_steps": 300,
+    "max_steps": 240,
     "learning_rate": 3e-3,
     "lr_scheduler_type": "cosine",
     "warmup_steps": 30,
@@ -66,7 +66,7 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "per_device_eval_batch_size": 16,
     "logging_steps": 10,
     "eval_strategy": "steps",
-    "eval_steps": 150,
+    "eval_steps": 120,
     "save_strategy": "no",
     "report_to": "none",
     "log_level": "info",
