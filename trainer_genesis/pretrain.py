@@ -483,7 +483,7 @@ def collect_card_values(run: PretrainRun, eval_metrics: dict[str, float], sample
         "tokens_seen": trainer.state.global_step * blocks_per_step * run.data_args.block_size,
         "global_batch_size": blocks_per_step,
         "block_size": run.data_args.block_size,
-        "processes": args.world_size,
+        "processes": f"{args.world_size} process" if args.world_size == 1 else f"{args.world_size} processes",
         "learning_rate": args.learning_rate,
         "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
         "warmup_steps": args.warmup_steps,
