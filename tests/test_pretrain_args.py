@@ -1,6 +1,9 @@
 # Copyright 2026 The Genesis authors. Licensed under the Apache License, Version 2.0.
 """Tests for presets, config overrides, script defaults and the input checks that run before training."""
 
+import json
+
+import datasets
 import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
@@ -188,3 +191,34 @@ def test_cpu_threads_follow_option(tmp_path, monkeypatch):
         assert torch.get_num_threads() == 1  # fewer cores than processes still leaves one thread each
     finally:
         torch.set_num_threads(previous)
+
+
+def test_streamed_dataset_trains(tmp_path):
+    """A dataset folder passed as --dataset_name is streamed; its first texts become the held-out split."""
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    lines = [
+        json.dumps({"text": f"def function_{index}(x):\n    return x * {index}\n"}) for index in range(300)
+    ]
+    (folder / "train.jsonl").write_text("\n".join(lines))
+    run = build(
+        tmp_path,
+        "--dataset_name",
+        str(folder),
+        "--streaming_validation_texts",
+        "20",
+        "--block_size",
+        "16",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--eval_strategy",
+        "no",
+        "--config_overrides",
+        TINY_OVERRIDES,
+    )
+    assert isinstance(run.trainer.train_dataset, datasets.IterableDataset)
+    assert len(run.trainer.eval_dataset) > 0
+    assert run.sample_prompt == "def function_0(x):"
+    assert run.trainer.train().global_step == 2
