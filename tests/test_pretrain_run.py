@@ -48,7 +48,7 @@ LOAD_WITHOUT_PACKAGE = textwrap.dedent(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = sys.argv[1]
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
     model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)
     inputs = tokenizer("def ", return_tensors="pt")
     output = model.generate(**inputs, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
@@ -131,6 +131,7 @@ def test_output_loads_without_package(tiny_run, tmp_path):
         env=environment,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    assert "Do you wish to run the custom code" not in result.stdout + result.stderr
     assert "CLASS transformers_modules." in result.stdout
     assert "NEW_TOKENS 5" in result.stdout
 
