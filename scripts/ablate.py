@@ -31,6 +31,7 @@ from typing import Any
 import torch
 import transformers
 
+from modeling_genesis import GenesisConfig
 from trainer_genesis.ablation import (
     TECHNIQUES,
     AblationSettings,
@@ -46,8 +47,9 @@ from trainer_genesis.pretrain import git_revision, software_versions
 logger = logging.getLogger("ablate")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The shape of every model; other GenesisConfig fields keep their library defaults. Small enough that the
-# whole ablation (16 variants, 2 seeds, 2 corpora) fits in about half an hour on 2 CPU cores.
+# The shape of every model; other GenesisConfig fields keep their library defaults. With the default budget,
+# the whole ablation (16 variants, 2 seeds, 2 corpora) took about 20 minutes with one torch thread on a
+# shared 2-core AMD EPYC (docs/ABLATION.md).
 DEFAULT_SHAPE = (
     "hidden_size=64,intermediate_size=176,num_hidden_layers=2,num_attention_heads=4,vocab_size=1024,"
     "max_position_embeddings=128"
@@ -263,10 +265,18 @@ def summarise(results: list[dict[str, Any]], dense_name: str) -> list[RowSummary
     return list(rows.values())
 
 
-def paired_effect(
-    results: list[dict[str, Any]], with_name: str, without_name: str
-) -> tuple[float, int, int] | None:
-    """Return the mean over paired runs of loss(with) - loss(without), with the pair count and how many are < 0.
+@dataclass
+class PairedEffect:
+    """Difference loss(with) - loss(without) over runs that share corpus and seed."""
+
+    mean: float
+    standard_error: float  # of the mean, from the spread of the pairs; NaN for one pair
+    pairs: int
+    lowered: int  # pairs whose difference is below 0
+
+
+def paired_effect(results: list[dict[str, Any]], with_name: str, without_name: str) -> PairedEffect | None:
+    """Return the mean paired difference of final held-out loss between two variants, or None without pairs.
 
     Runs pair up when they share corpus and seed, so both saw the same initial weights and block order.
     """
@@ -278,7 +288,14 @@ def paired_effect(
     ]
     if not differences:
         return None
-    return sum(differences) / len(differences), len(differences), sum(d < 0 for d in differences)
+    count = len(differences)
+    mean = sum(differences) / count
+    if count > 1:
+        variance = sum((difference - mean) ** 2 for difference in differences) / (count - 1)
+        standard_error = math.sqrt(variance / count)
+    else:
+        standard_error = math.nan
+    return PairedEffect(mean, standard_error, count, sum(difference < 0 for difference in differences))
 
 
 def spread(values: list[float]) -> float:
@@ -355,51 +372,82 @@ def render_headline(corpus: str, rows: list[RowSummary]) -> str:
     if not {"full", "ternary-adamw", "dense-adamw"} <= set(by_name):
         return f"- {corpus}: the full recipe, ternary AdamW or dense AdamW has no result yet."
     full, ternary, dense = (_mean(by_name[name].loss) for name in ("full", "ternary-adamw", "dense-adamw"))
-    speed = {name: by_name[name].train_tokens / _mean(by_name[name].train_seconds) for name in by_name}
     return (
         f"- {corpus}, {by_name['full'].train_tokens:,} training tokens: full recipe {full:.3f}, ternary AdamW "
-        f"{ternary:.3f} ({full - ternary:+.3f}), dense AdamW {dense:.3f} ({full - dense:+.3f}) nats per token "
-        f"held out; training tokens per second of the full recipe over dense AdamW: "
-        f"{speed['full'] / speed['dense-adamw']:.2f}x."
+        f"{ternary:.3f} (full recipe {full - ternary:+.3f}), dense AdamW {dense:.3f} (full recipe "
+        f"{full - dense:+.3f}) nats per token held out."
     )
 
 
-def technique_comparisons() -> list[tuple[str, str, str, str]]:
-    """Return `(technique, library default, variant with it, variant without it)` for every effect row."""
+@dataclass
+class Comparison:
+    """One row of the effects table: a change, the variants with and without it, and what each sign means."""
+
+    change: str
+    default: str
+    with_variant: str
+    without_variant: str
+    if_lower: str
+    if_higher: str
+
+
+def technique_comparisons() -> list[Comparison]:
+    """Return the effect rows: each technique against its absence, and the other weight STE against the default."""
     comparisons = []
     for technique in TECHNIQUES:
         if technique.default_on:
-            comparisons.append((technique.name, "on", "full", f"full-no-{technique.name}"))
+            comparisons.append(
+                Comparison(
+                    technique.name, "on", "full", f"full-no-{technique.name}", "keep on", "default off"
+                )
+            )
         else:
-            comparisons.append((technique.name, "off", f"full-plus-{technique.name}", "full"))
+            comparisons.append(
+                Comparison(
+                    technique.name, "off", f"full-plus-{technique.name}", "full", "turn on", "keep off"
+                )
+            )
+    default_ste = GenesisConfig().weight_ste
     for variant in ablation_variants():
         if variant.name.endswith("-ste"):
             ste = variant.config_overrides["weight_ste"]
-            comparisons.append((f"{ste} weight STE", "off", variant.name, "full"))
+            comparisons.append(
+                Comparison(
+                    f"`weight_ste={ste}`",
+                    f"`{default_ste}`",
+                    variant.name,
+                    "full",
+                    f"make `{ste}` the default",
+                    f"keep `{default_ste}`",
+                )
+            )
     return comparisons
 
 
 def render_effects(all_results: list[dict]) -> list[str]:
     """Return the table of each technique's paired effect on held-out loss, over every corpus and seed."""
     lines = [
-        "| technique | library default | loss with - without | pairs where it lowered the loss | measured verdict |",
+        "| change | library default | loss with - without (± standard error) | pairs where it lowered the loss "
+        "| measured verdict |",
         "| --- | --- | ---: | ---: | --- |",
     ]
-    for name, default, with_name, without_name in technique_comparisons():
-        effect = paired_effect(all_results, with_name, without_name)
+    for row in technique_comparisons():
+        effect = paired_effect(all_results, row.with_variant, row.without_variant)
         if effect is None:
-            lines.append(f"| {name} | {default} | | | not measured |")
+            lines.append(f"| {row.change} | {row.default} | | | not measured |")
             continue
-        mean, pairs, lowered = effect
-        if mean == 0:
+        if effect.mean == 0:
             verdict = "no effect on loss"
-        elif default == "on":
-            verdict = "helped: keep on" if mean < 0 else "hurt: default off"
+        elif effect.mean < 0:
+            verdict = f"lowered the loss: {row.if_lower}"
         else:
-            verdict = "helped: turn on" if mean < 0 else "hurt: keep off"
-        if 0 < lowered < pairs:
-            verdict += " (pairs disagree)"
-        lines.append(f"| {name} | {default} | {mean:+.4f} | {lowered} of {pairs} | {verdict} |")
+            verdict = f"raised the loss: {row.if_higher}"
+        if abs(effect.mean) < 2 * effect.standard_error:
+            verdict += " (within 2 standard errors)"
+        lines.append(
+            f"| {row.change} | {row.default} | {effect.mean:+.4f} ± {effect.standard_error:.4f} "
+            f"| {effect.lowered} of {effect.pairs} | {verdict} |"
+        )
     return lines
 
 
@@ -427,7 +475,7 @@ def render_settings(results: list[dict], commands: list[dict]) -> list[str]:
             f"load average before {load}; {command['seconds']} s). {command['note']}".rstrip()
         )
         for data_file in command.get("data_files", []):
-            lines.append(f"  - Data file {data_file}.")
+            lines.append(f"  - `--train_files` is shown by file name; pass the path of {data_file}.")
     return lines
 
 
@@ -464,15 +512,21 @@ def _page_notes() -> list[str]:
     return [
         "Held-out loss is the main head's cross-entropy in nats per token, as mean ± half the range over seeds. "
         "*Loss vs full* subtracts the full recipe's mean. *Tokens to dense loss* is the training tokens at the "
-        "first evaluation whose loss is at or below the dense run's final loss of the same seed. *Train s* "
-        "excludes evaluation. *Triggers* sums, over seeds, the plateau bursts, skipped steps and memory writes.",
+        "first evaluation whose loss is at or below the dense run's final loss of the same seed. *Train s* is "
+        "the mean wall time of a run without its evaluations, on a machine that other jobs may share; "
+        "`docs/BENCHMARKS.md` measures throughput with the variants alternating. *Triggers* sums, over seeds, "
+        "the plateau bursts, skipped steps and memory writes.",
         "",
         "Effects pair runs with the same corpus and seed (same initial weights, same block order). A technique "
         "that is on by default is compared as `full` against `full-no-<technique>`, one that is off as "
-        "`full-plus-<technique>` against `full`; a negative difference means the technique lowered the loss.",
+        "`full-plus-<technique>` against `full`; a negative difference means the technique lowered the loss. "
+        "The standard error comes from the spread of the paired differences, so with few pairs it is itself "
+        "uncertain.",
         "",
-        "The budget covers only the start of training, so an effect measured here may change sign in longer "
-        "runs. Plateau bursts, NaN/Inf skipping and surprise memory (which masks out unwritten slots) act only "
+        "The default budget and shape were sized so that both corpora fit in about 20 minutes of a shared "
+        "2-core CPU (the durations of the commands above); `--max_steps` and `--config_overrides` set a longer "
+        "or larger ablation. Such a budget covers only the start of training, so an effect measured here may "
+        "change sign in longer runs. Plateau bursts, NaN/Inf skipping and surprise memory (which masks out unwritten slots) act only "
         "on a trigger: without a burst, a skipped step or a memory write in the *triggers* column, their rows "
         "differ from `full` only in cost.",
     ]

@@ -50,8 +50,8 @@ logger = logging.getLogger("benchmark")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "dense-adamw"
 # The shape of the dense and the Genesis models; the other GenesisConfig fields keep their library defaults
-# (two MTP heads, no memory slots). It is small enough that every variant, Muon included, gets several timed
-# windows within minutes on 2 CPU cores.
+# (two MTP heads, no memory slots). With it the default run took about 12 minutes, 7 of them compiling, with
+# one torch thread on a shared 2-core AMD EPYC (docs/BENCHMARKS.md).
 DEFAULT_SHAPE = (
     "hidden_size=128,intermediate_size=352,num_hidden_layers=4,num_attention_heads=4,vocab_size=4096,"
     "max_position_embeddings=128"
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> Path:
     blocks = args.batch_size * args.window_steps
     dataset = RandomTokenDataset(blocks, args.block_size, vocab_size, args.seed)
     with tempfile.TemporaryDirectory(prefix="genesis-benchmark-run-") as output_dir:
+        # An empty TorchInductor cache, so the compile time is that of a first compilation.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(output_dir) / "inductor-cache")
         training_kwargs = shared_training_kwargs(
             output_dir, args.window_steps, args.batch_size, args.seed, logging_steps=args.window_steps
         )
@@ -276,8 +278,8 @@ def _column_notes() -> list[str]:
         "Columns: *tokens/s* counts training tokens over all timed windows; *window range* is the slowest "
         "and fastest window; *vs dense* divides by `dense-adamw`. *Step peak* is the median over windows of the "
         "peak memory increase during a window over the memory at its start (activations, gradients, "
-        "temporaries): on CPU the process RSS sampled every 5 ms, with glibc set to return freed blocks to the "
-        "system. *Resident* is the memory added by building the variant and running its warm-up window "
+        "temporaries). On CPU it comes from the process RSS, sampled every 5 ms with glibc set to return freed "
+        "blocks to the system. *Resident* is the memory added by building the variant and running its warm-up window "
         "(weights, optimizer state, EMA copies, compiled code). *Warm-up extra* is the warm-up window's time "
         "beyond a timed window's median.",
         "",
@@ -312,8 +314,9 @@ def _muon_note() -> list[str]:
 def _compile_notes() -> list[str]:
     return [
         "Compiled with `nn.Module.compile()` (TorchInductor) before the trainer is built. *Compile and "
-        "warm-up* is the warm-up window's time beyond a timed window's median; with the loop schedule the "
-        "forward is compiled once per loop count.",
+        "warm-up* is the warm-up window's time beyond a timed window's median. It starts from an empty "
+        "TorchInductor cache (a fresh `TORCHINDUCTOR_CACHE_DIR`), so it includes building every kernel; with "
+        "the loop schedule the forward and backward are compiled once per loop count.",
     ]
 
 

@@ -19,6 +19,7 @@ from trainer_genesis.ablation import (
     build_model,
     dense_adamw,
     dense_config_for,
+    library_defaults,
     prepare_corpus,
 )
 
@@ -88,6 +89,15 @@ def test_held_out_evaluator_matches_cross_entropy():
     assert not model.training
 
 
+def test_library_defaults_name_every_switch():
+    defaults = library_defaults()
+    for technique in TECHNIQUES:
+        assert defaults[technique.switch] == technique.library_default, technique.name
+    assert defaults["weight_ste"] == GenesisConfig().weight_ste
+    assert "learning_rate" not in defaults
+    assert json.loads(json.dumps(defaults)) == defaults
+
+
 def test_prepare_corpus_rejects_changed_cache(tmp_path):
     (tmp_path / "corpus.json").write_text(json.dumps({"vocab_size": 512}))
     with pytest.raises(ValueError, match="new --output_dir"):
@@ -118,10 +128,11 @@ def test_paired_effect_pairs_corpus_and_seed():
         make_result("full-no-grokfast", 1, [3.0]),
         make_result("full", 0, [2.0], corpus="other"),
     ]
-    mean, pairs, lowered = ablate.paired_effect(results, "full", "full-no-grokfast")
-    assert pairs == 2
-    assert lowered == 1
-    assert mean == pytest.approx((-0.2 + 0.1) / 2)
+    effect = ablate.paired_effect(results, "full", "full-no-grokfast")
+    assert effect.pairs == 2
+    assert effect.lowered == 1
+    assert effect.mean == pytest.approx((-0.2 + 0.1) / 2)
+    assert effect.standard_error == pytest.approx(0.15)
     assert ablate.paired_effect(results, "full", "full-no-mtp") is None
 
 
@@ -140,6 +151,14 @@ def test_ablate_smoke_stores_and_reuses_results(tmp_path):
 
     ablate.main([*argv, "--variants", "dense-adamw", "full"])
     assert {path.name: path.read_text() for path in results} == stored
+
+    # A stored Genesis run whose library defaults differ from today's is trained again.
+    changed = json.loads(stored["full-seed0.json"])
+    changed["library_defaults"]["use_grokfast"] = not changed["library_defaults"]["use_grokfast"]
+    results[1].write_text(json.dumps(changed))
+    ablate.main([*argv, "--variants", "full"])
+    assert json.loads(results[1].read_text())["library_defaults"] == library_defaults()
+
     ablate.main([*argv, "--variants", "dense-adamw", "--learning_rate", "0.001"])
     assert (results[0]).read_text() != stored["dense-adamw-seed0.json"]
 
@@ -148,7 +167,7 @@ def test_ablate_smoke_stores_and_reuses_results(tmp_path):
     assert "| `dense-adamw` |" in text
     assert "| `full` |" not in text
     assert text.count("scripts/ablate.py --smoke") == 1
-    assert len((output_dir / "commands.jsonl").read_text().splitlines()) == 3
+    assert len((output_dir / "commands.jsonl").read_text().splitlines()) == 4
 
 
 def test_command_shows_data_file_names(tmp_path):

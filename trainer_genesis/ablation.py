@@ -457,6 +457,17 @@ class AblationSettings:
         return self.batch_size * self.block_size
 
 
+def library_defaults() -> dict[str, Any]:
+    """Return the defaults of the fields that `GenesisConfig` and `GenesisTrainingArguments` add."""
+    defaults = {}
+    for owner in (GenesisConfig, GenesisTrainingArguments):
+        own_fields = owner.__annotations__
+        for item in dataclasses.fields(owner):
+            if item.name in own_fields and item.default is not dataclasses.MISSING:
+                defaults[item.name] = item.default
+    return defaults
+
+
 def result_path(output_dir: Path, corpus: str, variant: str, seed: int) -> Path:
     """Return where the result of one (corpus, variant, seed) run is stored."""
     return output_dir / corpus / "results" / f"{variant}-seed{seed}.json"
@@ -472,13 +483,19 @@ def run_ablation_job(
 ) -> dict[str, Any]:
     """Train one variant with one seed, or load its stored result when the settings match.
 
-    The result is written as JSON as soon as the run finishes, so an interrupted ablation resumes there.
+    The settings include the library defaults a Genesis variant starts from, so a run stored before a
+    default changed is trained again. The result is written as JSON as soon as the run finishes, so an
+    interrupted ablation resumes there.
     """
     path = result_path(output_dir, corpus.name, variant.name, seed)
-    fingerprint = {"settings": dataclasses.asdict(settings), "variant": dataclasses.asdict(variant)}
+    fingerprint = {
+        "settings": dataclasses.asdict(settings),
+        "variant": dataclasses.asdict(variant),
+        "library_defaults": {} if variant.dense else library_defaults(),
+    }
     if path.is_file():
         stored = json.loads(path.read_text())
-        if {key: stored[key] for key in fingerprint} == json.loads(json.dumps(fingerprint)):
+        if {key: stored.get(key) for key in fingerprint} == json.loads(json.dumps(fingerprint)):
             logger.info("Reusing %s", path)
             return stored
         logger.warning("Settings changed since %s was written; running it again.", path)
