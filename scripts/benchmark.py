@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> Path:
     vocab_size = GenesisConfig(**config_kwargs).vocab_size
     blocks = args.batch_size * args.window_steps
     dataset = RandomTokenDataset(blocks, args.block_size, vocab_size, args.seed)
+    previous_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     with tempfile.TemporaryDirectory(prefix="genesis-benchmark-run-") as output_dir:
         # An empty TorchInductor cache, so the compile time is that of a first compilation.
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(output_dir) / "inductor-cache")
@@ -167,14 +168,20 @@ def main(argv: list[str] | None = None) -> Path:
         )
         load_before = os.getloadavg()
         start = time.perf_counter()
-        measurements = measure_variants(
-            benchmark_variants(args.variants, args.compile),
-            config_kwargs,
-            dataset,
-            training_kwargs,
-            args.windows,
-            args.seed,
-        )
+        try:
+            measurements = measure_variants(
+                benchmark_variants(args.variants, args.compile),
+                config_kwargs,
+                dataset,
+                training_kwargs,
+                args.windows,
+                args.seed,
+            )
+        finally:
+            if previous_cache is None:
+                del os.environ["TORCHINDUCTOR_CACHE_DIR"]
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous_cache
         elapsed = time.perf_counter() - start
     page = render_page(args, argv, config_kwargs, measurements, elapsed, (load_before, os.getloadavg()))
     args.output.parent.mkdir(parents=True, exist_ok=True)

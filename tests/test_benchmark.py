@@ -2,6 +2,7 @@
 """Tests of the benchmark variants, the memory monitor and a smoke run of `scripts/benchmark.py`."""
 
 import importlib.util
+import os
 import re
 import time
 from pathlib import Path
@@ -108,6 +109,7 @@ def test_random_token_dataset_labels_equal_inputs():
 def test_benchmark_smoke_writes_page(tmp_path):
     benchmark = load_script("benchmark")
     page = tmp_path / "BENCHMARKS.md"
+    cache_before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     written = benchmark.main(["--smoke", "--variants", "ternary-adamw", "full", "--output", str(page)])
     text = page.read_text()
     assert written == page
@@ -117,3 +119,4 @@ def test_benchmark_smoke_writes_page(tmp_path):
     assert rows["dense-adamw"] == "1.00"
     assert all(float(ratio) > 0 for ratio in rows.values())
     assert "## torch.compile" not in text
+    assert os.environ.get("TORCHINDUCTOR_CACHE_DIR") == cache_before
