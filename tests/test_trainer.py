@@ -275,6 +275,9 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     settings = {
         "max_steps": 6,
         "gradient_accumulation_steps": 2,
+        # Techniques that default off, turned on so the resumed run restores their state too.
+        "use_token_triage": True,
+        "loop_schedule": "1@0,2@1/3,3@2/3",
         "plateau_patience": 1,
         "plateau_threshold": 0.99,
         "plateau_burst_steps": 3,

@@ -33,9 +33,9 @@ class RepeatedSequence(torch.utils.data.Dataset):
         return {"input_ids": self.input_ids[index], "labels": self.input_ids[index]}
 
 
-def test_defaults_schedule_loops_only():
+def test_depth_and_memory_techniques_default_off():
     args = GenesisTrainingArguments(output_dir="unused", report_to="none")
-    assert args.loop_schedule == "1@0,2@1/3,3@2/3"
+    assert args.loop_schedule == ""
     assert args.unfreeze_fraction == 0.0
     assert args.self_distill_weight == 0.0
 
@@ -58,7 +58,7 @@ def test_loop_schedule_raises_loops_and_is_saved(tmp_path):
     recorder = RecordLoops()
     trainer = GenesisTrainer(
         model=make_tiny_model(),
-        args=make_training_args(str(tmp_path), max_steps=6),
+        args=make_training_args(str(tmp_path), max_steps=6, loop_schedule="1@0,2@1/3,3@2/3"),
         train_dataset=TokenDataset(),
         callbacks=[recorder],
     )
