@@ -2,10 +2,11 @@ from fractions import Fraction
 
 import pytest
 import torch
+from conftest import make_tiny_model
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from modeling_genesis import GenesisConfig, GenesisForCausalLM
+from modeling_genesis import GenesisConfig
 from trainer_genesis.loop_schedule import LoopScheduleCallback, LoopStage, loops_at, parse_loop_schedule
 
 
@@ -30,16 +31,7 @@ class RecordLoops(TrainerCallback):
 
 
 def tiny_model():
-    torch.manual_seed(0)
-    config = GenesisConfig(
-        vocab_size=99,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        mtp_num_heads=0,
-    )
-    return GenesisForCausalLM(config)
+    return make_tiny_model(mtp_num_heads=0)
 
 
 def train(tmp_path, max_steps, resume=False):

@@ -1,23 +1,14 @@
 import torch
+from conftest import TINY_CONFIG, make_tiny_model
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from modeling_genesis import GenesisConfig, GenesisForCausalLM
 from trainer_genesis.surprise_memory import SurpriseMemoryWriter
 
-HIDDEN = 32
+HIDDEN = TINY_CONFIG["hidden_size"]
 
 
 def tiny_model(memory_slots=4):
-    torch.manual_seed(0)
-    config = GenesisConfig(
-        vocab_size=99,
-        hidden_size=HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        memory_slots=memory_slots,
-    )
-    return GenesisForCausalLM(config)
+    return make_tiny_model(memory_slots=memory_slots)
 
 
 def run_steps(writer, model, step_losses, spike_hidden=None):

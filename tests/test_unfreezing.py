@@ -1,7 +1,7 @@
 import torch
+from conftest import make_tiny_model
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from modeling_genesis import GenesisConfig, GenesisForCausalLM
 from trainer_genesis.unfreezing import ProgressiveUnfreezingCallback, num_trainable_blocks
 
 
@@ -12,11 +12,7 @@ def test_blocks_unfreeze_bottom_up():
 
 
 def test_frozen_blocks_get_no_update():
-    torch.manual_seed(0)
-    config = GenesisConfig(
-        vocab_size=99, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
-    )
-    model = GenesisForCausalLM(config)
+    model = make_tiny_model()
     callback = ProgressiveUnfreezingCallback(fraction=1.0)
     state = TrainerState(global_step=0, max_steps=10)
     callback.on_step_begin(
