@@ -59,7 +59,7 @@ class GenesisConfig(PreTrainedConfig):
             rounding, so entries with |W/s| > 1 get no gradient; it was chosen to stop gradient explosions.
             `"identity"` passes the gradient through unchanged, as in the BitNet b1.58 reference code.
         activation_bits (`int`, *optional*, defaults to 8):
-            Per-token absmax quantization of BitLinear inputs to this many bits (BitNet b1.58 uses 8);
+            Per-token absmax quantization of BitLinear inputs to this many bits, as in BitNet b1.58.
             `None` keeps activations in full precision.
         use_sub_norms (`bool`, defaults to `True`):
             Add the BitNet sub-norms (RMSNorm before `o_proj` and before `down_proj`), as in BitNet b1.58 2B4T

@@ -19,9 +19,9 @@ logger = logging.get_logger(__name__)
 class SurpriseMemoryWriter(TrainerCallback):
     """Track step losses and write `model.memory` on surprise, once per optimizer step.
 
-    The trainer calls `record` for every micro-batch; `on_step_end` reduces what was recorded over
-    the accumulation steps and all processes, so every process writes the same slot with the same
-    vector and the memory buffers stay identical.
+    The trainer calls `record` for every micro-batch. `on_step_end` reduces what was recorded over
+    the accumulation steps and all processes. Every process then writes the same slot with the same
+    vector, so the memory buffers stay identical.
 
     Args:
         threshold: write when (loss - running mean) / running std exceeds this.
